@@ -1,0 +1,84 @@
+"""Ops Portal: the application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.1.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. `config` overrides settings (as in tests); nothing runs at import."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    from dotenv import load_dotenv
+
+    load_dotenv(ROOT / ".env")
+    overrides = dict(config or {})
+    flask_overrides = {k: overrides.pop(k) for k in list(overrides) if not _is_setting(k)}
+    settings = load_settings(Path(app.instance_path), **overrides)
+    app.config.from_mapping(settings.flask_config())
+    app.config.update(flask_overrides)
+    if settings.PORTAL_ENV == "testing":
+        app.config["TESTING"] = True
+
+    from .web import init_web
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    init_web(app)
+    _register_cli(app)
+    return app
+
+
+def _is_setting(key: str) -> bool:
+    from dataclasses import fields
+
+    from .config import Settings
+
+    return key in {f.name for f in fields(Settings)}
+
+
+def _init_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (every table known to the metadata and Alembic)
+    from .extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    from .database import init_database
+
+    init_database(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    from .users.session_cookie import init_login
+
+    init_login(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .ops.views import bp as ops_bp
+    from .users import bp as users_bp
+
+    app.register_blueprint(users_bp)
+    app.register_blueprint(ops_bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from .audits.cli import audits_cli
+    from .ops.cli import ops_cli, scheduler_command, worker_command
+    from .users.cli import users_cli
+
+    for command in (audits_cli, ops_cli, users_cli, worker_command, scheduler_command):
+        app.cli.add_command(command)

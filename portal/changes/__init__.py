@@ -1,0 +1,1 @@
+"""Reserved for the changes blueprint (later issues)."""

@@ -1,0 +1,1 @@
+"""Health, version, the Outbox page and `flask ops …` commands."""

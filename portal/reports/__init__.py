@@ -1,0 +1,1 @@
+"""Reserved for the reports blueprint (later issues)."""

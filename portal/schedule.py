@@ -1,0 +1,32 @@
+"""Periodic work: one declarative list (DESIGN §4). `flask scheduler` runs it.
+
+With Redis, RQ's cron scheduler enqueues each entry on its queue at its
+interval and the workers run it; on the embedded default the scheduler runs
+due entries itself, inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .ops import tasks as ops_tasks
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[..., Any]
+    every_seconds: int
+    timeout_seconds: int
+    queue: str = "default"
+
+    @property
+    def name(self) -> str:
+        return f"{self.func.__module__}.{self.func.__name__}"
+
+
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic(ops_tasks.expire_sessions, every_seconds=15 * 60, timeout_seconds=120),
+    Periodic(ops_tasks.purge_spent_links, every_seconds=24 * 3600, timeout_seconds=300),
+)

@@ -1,0 +1,168 @@
+"""Request plumbing shared by every blueprint: page-or-fragment rendering, error
+pages (HTML, htmx fragment or JSON), security headers and template helpers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from jinja2_fragments.flask import render_block
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+from . import security
+from .timeutil import to_zone
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(template: str, fragment: str | None = None, status: int = 200,
+           **context: Any) -> Response:
+    """The full page, or only its `fragment` block when htmx asks (same URL, same data)."""
+    if fragment and is_htmx() and request.headers.get("HX-Boosted") != "true":
+        body = render_block(template, fragment, **context)
+    else:
+        body = render_template(template, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(code: int, title: str, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    if _wants_json():
+        response = jsonify(error=title, message=message, status=code)
+        response.status_code = code
+    elif is_htmx():
+        response = make_response(
+            render_template("errors/_alert.html", code=code, title=title, message=message), code)
+        # Errors land in the alert area, never in place of the element that asked.
+        response.headers["HX-Retarget"] = "#alerts"
+        response.headers["HX-Reswap"] = "innerHTML"
+    else:
+        response = make_response(
+            render_template("errors/error.html", code=code, title=title, message=message), code)
+    response.vary.add("HX-Request")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "Sign in to continue.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing here. The link may be wrong, or the item may be gone.",
+    405: "That action is not allowed here.",
+    409: "That cannot be done in the item's current state.",
+    410: "This link is no longer valid.",
+    413: "The upload is larger than the portal accepts.",
+    422: "Some of the values sent could not be accepted.",
+    429: "Too many requests. Wait a moment and try again.",
+    500: "Something went wrong on our side. It has been logged.",
+    503: "The portal is temporarily unavailable.",
+}
+
+
+def _handle_http(exc: HTTPException) -> Response:
+    if exc.response is not None and exc.code in (301, 302, 303, 307, 308, 401) \
+            and exc.response.status_code != exc.code:
+        return exc.response  # a redirect raised through abort() (e.g. to the sign-in page)
+    if exc.response is not None and 300 <= exc.response.status_code < 400:
+        return exc.response
+    code = exc.code or 500
+    if isinstance(exc, CSRFError):
+        message = "The form expired or was not sent from the portal. Reload the page and retry."
+    elif exc.description and exc.description != type(exc).description:
+        message = exc.description
+    else:
+        message = MESSAGES.get(code, exc.description or "")
+    headers = {}
+    if code == 429:
+        headers["Retry-After"] = dict(exc.get_headers()).get("Retry-After", "60")
+    if code == 403:
+        from flask_login import current_user
+
+        log.info("forbidden: %s %s user=%s", request.method, request.path,
+                 getattr(current_user, "id", None))
+    return error_response(code, exc.name, message, headers)
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    try:
+        from .extensions import db
+
+        db.session.rollback()
+    except Exception:  # noqa: S110 - the error page must render even if the database is gone
+        pass
+    return error_response(500, InternalServerError.name, MESSAGES[500])
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _deny_undeclared() -> None:
+    """Default deny: a route that names no access rule answers 403, never its content."""
+    if request.endpoint is None or request.endpoint == "static":
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "access", None) is None:
+        from flask import abort
+
+        abort(403)
+
+
+def _local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    from flask_login import current_user
+
+    if value is None:
+        return "—"
+    zone = getattr(current_user, "timezone", None) or current_app.config["SETTINGS"].TIMEZONE
+    local = to_zone(value, zone)
+    return local.strftime(fmt) if local else "—"
+
+
+def _template_context() -> dict[str, Any]:
+    return {
+        "can": security.can,
+        "Permission": security.Permission,
+        "settings": current_app.config["SETTINGS"],
+    }
+
+
+def init_web(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(Exception, _handle_unexpected)
+    app.after_request(_security_headers)
+    app.before_request(_deny_undeclared)
+    app.context_processor(_template_context)
+    app.add_template_filter(_local_time, "local_time")
+    proxies = app.config["SETTINGS"].PROXY_COUNT
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

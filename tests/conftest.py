@@ -1,0 +1,169 @@
+"""Test harness (DESIGN §8).
+
+The schema is built once per session by the real migrations; each test runs
+inside a transaction on one connection, and every commit the code makes
+releases a savepoint of it, so the whole test is rolled back at the end.
+
+`TEST_DATABASE_URL` picks the database (default: a fresh SQLite file);
+`TEST_REDIS_URL` enables the tests that need a real Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, event, text
+
+from portal import create_app
+from portal.extensions import db, limiter
+
+from .factories import make_user, sign_in_client
+
+TMP = Path(tempfile.mkdtemp(prefix="portal-tests-"))
+
+
+def _database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    return url or f"sqlite:///{TMP / 'test.db'}"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def settings_for_tests(**extra: Any) -> dict[str, Any]:
+    return {
+        "PORTAL_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "DATABASE_URL": _database_url(),
+        "STORAGE_DIR": str(TMP / "storage"),
+        "REDIS_URL": "",
+        "MAIL_SERVER": "",
+        "BASE_URL": "http://portal.test",
+        "WTF_CSRF_ENABLED": False,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Flask]:
+    url = _database_url()
+    if url.startswith("postgresql"):
+        _reset_postgres(url)
+    app = create_app(settings_for_tests())
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.session.remove()
+    yield app
+
+
+@pytest.fixture(autouse=True)
+def _transaction(app: Flask) -> Iterator[None]:
+    """Run the test in an outer transaction that is rolled back at the end."""
+    with app.app_context():
+        engines = db._app_engines[app]  # type: ignore[attr-defined]
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection  # every session of this test joins the transaction
+        db.session.remove()
+        limiter.reset()
+        try:
+            yield
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    """An app context for tests that call services directly."""
+    with app.test_request_context("/"):
+        yield
+
+
+@pytest.fixture
+def settings(app: Flask, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Change settings for one test: settings(MAIL_SERVER="127.0.0.1")."""
+
+    def change(**values: Any) -> None:
+        monkeypatch.setitem(app.config, "SETTINGS", replace(app.config["SETTINGS"], **values))
+
+    return change
+
+
+@pytest.fixture
+def csrf(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CSRF protection on, as in production."""
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+
+
+@pytest.fixture
+def as_role(app: Flask, client: FlaskClient):  # type: ignore[no-untyped-def]
+    """as_role("agent") → a client signed in as a new user with that role."""
+
+    def sign_in(role: str, **user_fields: Any):  # type: ignore[no-untyped-def]
+        with app.test_request_context("/"):
+            user = make_user(role=role, **user_fields)
+            sign_in_client(client, user)
+            return user
+
+    return sign_in
+
+
+@pytest.fixture
+def count_queries(app: Flask):  # type: ignore[no-untyped-def]
+    """with count_queries() as n: ...; n.count → statements sent to the database."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def counting():  # type: ignore[no-untyped-def]
+        class Counter:
+            count = 0
+            statements: list[str] = []
+
+        counter = Counter()
+        engine = db._app_engines[app][None]  # type: ignore[attr-defined]
+        target = engine.engine if hasattr(engine, "engine") else engine
+
+        def before(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            if not re.match(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN)", statement, re.I):
+                counter.count += 1
+                counter.statements.append(statement)
+
+        event.listen(target, "before_cursor_execute", before)
+        try:
+            yield counter
+        finally:
+            event.remove(target, "before_cursor_execute", before)
+
+    return counting
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
