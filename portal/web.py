@@ -88,6 +88,8 @@ def _handle_http(exc: HTTPException) -> Response:
     code = exc.code or 500
     if isinstance(exc, CSRFError):
         message = "The form expired or was not sent from the portal. Reload the page and retry."
+    elif code == 429:
+        message = MESSAGES[429]
     elif exc.description and exc.description != type(exc).description:
         message = exc.description
     else:

@@ -58,12 +58,22 @@ def settings_for_tests(**extra: Any) -> dict[str, Any]:
     }
 
 
+class IsolatedClient(FlaskClient):
+    """Each request gets its own app context (fresh `g` and session), as in production,
+    even while the test itself holds one open."""
+
+    def open(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:
     url = _database_url()
     if url.startswith("postgresql"):
         _reset_postgres(url)
     app = create_app(settings_for_tests())
+    app.test_client_class = IsolatedClient
     with app.app_context():
         from flask_migrate import upgrade
 

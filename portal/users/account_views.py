@@ -67,8 +67,7 @@ def login() -> Response:
 @bp.route("/logout", methods=["POST"])
 @public
 def logout() -> Response:
-    row = current_session()
-    if current_user.is_authenticated and row is not None:
+    if current_user.is_authenticated and (row := current_session()) is not None:
         auth.end_session(row, current_user, "signed out")
     sign_out()
     flash("You are signed out.", "info")

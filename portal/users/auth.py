@@ -183,4 +183,4 @@ def open_session_counts(user_ids: list[int]) -> dict[int, int]:
             UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
         .group_by(UserSession.user_id)
     )
-    return dict(rows.tuples().all())
+    return {user_id: count for user_id, count in rows}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from ..forms import PortalForm
 from ..security import Role
 from .passwords import MAX_LENGTH
 
-ROLE_CHOICES = [(r.value, r.label) for r in Role]
+ROLE_CHOICES = [SelectChoice(r.value, r.label) for r in Role]
 
 
 def _email_field(label: str = "Email") -> EmailField:

@@ -46,7 +46,7 @@ def policy_error(password: str, email: str) -> str | None:
     lowered = password.lower()
     email = email.lower()
     local = email.split("@", 1)[0]
-    if lowered == email or (len(local) >= 4 and local in lowered):
+    if email in lowered or (len(local) >= 4 and local in lowered):
         return "The password must not contain your email address."
     if lowered in _common_passwords() or len(set(lowered)) < 4:
         return "That password is too common; choose one that is harder to guess."

@@ -56,4 +56,9 @@ def sign_out() -> None:
 
 
 def current_session() -> UserSession | None:
+    """The session row of this request (loading the user first, if not done yet)."""
+    from flask_login import current_user
+
+    if not current_user.is_authenticated:
+        return None
     return g.get("user_session")
