@@ -27,9 +27,13 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def render(template: str, fragment: str | None = None, status: int = 200,
+def render(template: str, fragment: str | None = None, status: int = 200, /,
            **context: Any) -> Response:
-    """The full page, or only its `fragment` block when htmx asks (same URL, same data)."""
+    """The full page, or only its `fragment` block when htmx asks (same URL, same data).
+
+    The first three are positional-only, so a template variable may be called
+    `status` (as the Outbox's status filter is) without becoming the HTTP status.
+    """
     if fragment and is_htmx() and request.headers.get("HX-Boosted") != "true":
         body = render_block(template, fragment, **context)
     else:

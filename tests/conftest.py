@@ -79,6 +79,8 @@ def app() -> Iterator[Flask]:
 
         upgrade()
         db.session.remove()
+        # A commit in the code under test releases a savepoint; the test's transaction stays.
+        db.session.configure(join_transaction_mode="create_savepoint")
     yield app
 
 
@@ -177,3 +179,40 @@ def csrf_token_from(html: str) -> str:
         r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server on loopback that keeps what it receives in `.messages`."""
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+            self.messages.append(message_from_bytes(envelope.content))
+            return "250 OK"
+
+    inbox = Inbox()
+    inbox.port = free_port()  # type: ignore[attr-defined]
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)  # type: ignore[attr-defined]
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
