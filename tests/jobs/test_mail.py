@@ -52,9 +52,9 @@ def test_real_worker_sends_and_retries_with_backoff(app, ctx, settings, smtp_ser
     """Enqueued on real Redis after the commit; a burst worker runs it in the app context."""
     settings(REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
     app.extensions.pop("portal.redis", None)
+    Redis.from_url(REDIS_URL).flushdb()  # the test Redis database is ours alone
     try:
         connection = jobs.connection(app)
-        Queue("email", connection=connection).empty()
         message = mail.send("queued@example.com", "Via worker", "Body")
         assert Queue("email", connection=connection).count == 0  # not before the commit
         jobs.commit()
@@ -79,7 +79,7 @@ def test_real_worker_sends_and_retries_with_backoff(app, ctx, settings, smtp_ser
         scheduled = Queue("email", connection=connection).scheduled_job_registry
         assert scheduled.count == 1
     finally:
-        Queue("email", connection=Redis.from_url(REDIS_URL)).empty()
+        Redis.from_url(REDIS_URL).flushdb()
         app.extensions.pop("portal.redis", None)
 
 
