@@ -54,6 +54,9 @@ def settings_for_tests(**extra: Any) -> dict[str, Any]:
         "MAIL_SERVER": "",
         "BASE_URL": "http://portal.test",
         "WTF_CSRF_ENABLED": False,
+        # Flask-Limiter keeps one storage per process, whichever app set it last: every
+        # app a test builds keeps its limits in memory, never in the REDIS_URL it may name.
+        "RATELIMIT_STORAGE_URI": "memory://",
         **extra,
     }
 
