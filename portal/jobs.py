@@ -61,8 +61,13 @@ def enqueue(
 ) -> Job:
     """Start `func(*args)` on `queue`. Arguments must be ids and plain values."""
     return get_queue(queue).enqueue(
-        func, *args, retry=retry, job_timeout=timeout, job_id=job_id,
-        result_ttl=86400, failure_ttl=7 * 86400,
+        func,
+        *args,
+        retry=retry,
+        job_timeout=timeout,
+        job_id=job_id,
+        result_ttl=86400,
+        failure_ttl=7 * 86400,
     )
 
 
@@ -151,7 +156,6 @@ class AppSimpleWorker(_AppContextMixin, SimpleWorker):
 
 def make_worker(app: Flask, queues: list[str], simple: bool = False) -> Worker:
     cls = AppSimpleWorker if simple else AppWorker
-    worker = cls([Queue(q, connection=connection(app)) for q in queues],
-                 connection=connection(app))
+    worker = cls([Queue(q, connection=connection(app)) for q in queues], connection=connection(app))
     worker.app = app
     return worker

@@ -73,7 +73,8 @@ def _smtp_send(message: OutboxMessage) -> None:
     email["Message-ID"] = make_msgid(idstring=f"outbox{message.id}")
     email.set_content(message.body)
     smtp_class = smtplib.SMTP_SSL if settings.MAIL_USE_SSL else smtplib.SMTP
-    with smtp_class(settings.MAIL_SERVER, settings.MAIL_PORT, timeout=settings.MAIL_TIMEOUT) as smtp:
+    server = (settings.MAIL_SERVER, settings.MAIL_PORT)
+    with smtp_class(*server, timeout=settings.MAIL_TIMEOUT) as smtp:
         if settings.MAIL_USE_TLS:
             smtp.starttls(context=ssl.create_default_context())
         if settings.MAIL_USERNAME:

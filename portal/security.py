@@ -47,17 +47,27 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.APPROVER: frozenset(
-        {P.TICKETS_CREATE, P.TICKETS_READ_ALL, P.CHANGES_CREATE, P.CHANGES_READ,
-         P.CHANGES_APPROVE, P.REPORTS_RUN}
+        {
+            P.TICKETS_CREATE,
+            P.TICKETS_READ_ALL,
+            P.CHANGES_CREATE,
+            P.CHANGES_READ,
+            P.CHANGES_APPROVE,
+            P.REPORTS_RUN,
+        }
     ),
     Role.AGENT: frozenset(
-        {P.TICKETS_CREATE, P.TICKETS_READ_ALL, P.TICKETS_WORK, P.CHANGES_CREATE,
-         P.CHANGES_READ, P.REPORTS_RUN}
+        {
+            P.TICKETS_CREATE,
+            P.TICKETS_READ_ALL,
+            P.TICKETS_WORK,
+            P.CHANGES_CREATE,
+            P.CHANGES_READ,
+            P.REPORTS_RUN,
+        }
     ),
     Role.REQUESTER: frozenset({P.TICKETS_CREATE, P.TICKETS_READ_OWN, P.CHANGES_CREATE}),
-    Role.AUDITOR: frozenset(
-        {P.TICKETS_READ_ALL, P.CHANGES_READ, P.REPORTS_RUN, P.AUDITS_READ}
-    ),
+    Role.AUDITOR: frozenset({P.TICKETS_READ_ALL, P.CHANGES_READ, P.REPORTS_RUN, P.AUDITS_READ}),
 }
 
 

@@ -27,8 +27,9 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def render(template: str, fragment: str | None = None, status: int = 200, /,
-           **context: Any) -> Response:
+def render(
+    template: str, fragment: str | None = None, status: int = 200, /, **context: Any
+) -> Response:
     """The full page, or only its `fragment` block when htmx asks (same URL, same data).
 
     The first three are positional-only, so a template variable may be called
@@ -47,20 +48,23 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def error_response(code: int, title: str, message: str,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    code: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_json():
         response = jsonify(error=title, message=message, status=code)
         response.status_code = code
     elif is_htmx():
         response = make_response(
-            render_template("errors/_alert.html", code=code, title=title, message=message), code)
+            render_template("errors/_alert.html", code=code, title=title, message=message), code
+        )
         # Errors land in the alert area, never in place of the element that asked.
         response.headers["HX-Retarget"] = "#alerts"
         response.headers["HX-Reswap"] = "innerHTML"
     else:
         response = make_response(
-            render_template("errors/error.html", code=code, title=title, message=message), code)
+            render_template("errors/error.html", code=code, title=title, message=message), code
+        )
     response.vary.add("HX-Request")
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -84,8 +88,11 @@ MESSAGES = {
 
 
 def _handle_http(exc: HTTPException) -> Response:
-    if exc.response is not None and exc.code in (301, 302, 303, 307, 308, 401) \
-            and exc.response.status_code != exc.code:
+    if (
+        exc.response is not None
+        and exc.code in (301, 302, 303, 307, 308, 401)
+        and exc.response.status_code != exc.code
+    ):
         return exc.response  # a redirect raised through abort() (e.g. to the sign-in page)
     if exc.response is not None and 300 <= exc.response.status_code < 400:
         return exc.response
@@ -104,8 +111,12 @@ def _handle_http(exc: HTTPException) -> Response:
     if code == 403:
         from flask_login import current_user
 
-        log.info("forbidden: %s %s user=%s", request.method, request.path,
-                 getattr(current_user, "id", None))
+        log.info(
+            "forbidden: %s %s user=%s",
+            request.method,
+            request.path,
+            getattr(current_user, "id", None),
+        )
     return error_response(code, exc.name, message, headers)
 
 
@@ -117,7 +128,7 @@ def _handle_unexpected(exc: Exception) -> Response:
         db.session.rollback()
     except Exception:  # noqa: S110 - the error page must render even if the database is gone
         pass
-    return error_response(500, InternalServerError.name, MESSAGES[500])
+    return error_response(500, InternalServerError().name, MESSAGES[500])
 
 
 def _security_headers(response: Response) -> Response:
@@ -171,4 +182,5 @@ def init_web(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )

@@ -179,7 +179,8 @@ def count_queries(app: Flask):  # type: ignore[no-untyped-def]
 
 def csrf_token_from(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html)
+        r'name="csrf_token" value="([^"]+)"', html
+    )
     assert match, "no CSRF token in the page"
     return match.group(1)
 

@@ -31,8 +31,14 @@ def seed_demo_command() -> None:
 
 
 @click.command("worker")
-@click.option("--queue", "queues", multiple=True, default=jobs.QUEUES,
-              show_default=True, help="Queue to work (repeatable).")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    default=jobs.QUEUES,
+    show_default=True,
+    help="Queue to work (repeatable).",
+)
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 @with_appcontext
 def worker_command(queues: tuple[str, ...], burst: bool) -> None:
@@ -58,8 +64,13 @@ def scheduler_command() -> None:
 
     scheduler = CronScheduler(connection=jobs.connection(app), logging_level="INFO")
     for entry in PERIODIC:
-        scheduler.register(entry.func, queue_name=entry.queue, interval=entry.every_seconds,
-                           job_timeout=entry.timeout_seconds, name=entry.name)
+        scheduler.register(
+            entry.func,
+            queue_name=entry.queue,
+            interval=entry.every_seconds,
+            job_timeout=entry.timeout_seconds,
+            name=entry.name,
+        )
     scheduler.start()
 
 

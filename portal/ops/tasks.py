@@ -21,9 +21,13 @@ def expire_sessions() -> int:
     s, now = current_app.config["SETTINGS"], utcnow()
     closed = db.session.execute(
         update(UserSession)
-        .where(UserSession.revoked_at.is_(None), or_(
-            UserSession.last_seen_at < now - timedelta(hours=s.SESSION_IDLE_HOURS),
-            UserSession.created_at < now - timedelta(days=s.SESSION_MAX_DAYS)))
+        .where(
+            UserSession.revoked_at.is_(None),
+            or_(
+                UserSession.last_seen_at < now - timedelta(hours=s.SESSION_IDLE_HOURS),
+                UserSession.created_at < now - timedelta(days=s.SESSION_MAX_DAYS),
+            ),
+        )
         .values(revoked_at=now, revoked_reason="expired")
     ).rowcount
     db.session.commit()
@@ -35,6 +39,7 @@ def purge_spent_links() -> int:
     """Remove password-reset rows long used or expired (the audit trail keeps the facts)."""
     cutoff = utcnow() - timedelta(days=SPENT_LINK_DAYS)
     removed = db.session.execute(
-        delete(PasswordReset).where(PasswordReset.expires_at < cutoff)).rowcount
+        delete(PasswordReset).where(PasswordReset.expires_at < cutoff)
+    ).rowcount
     db.session.commit()
     return removed

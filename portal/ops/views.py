@@ -48,8 +48,13 @@ def outbox() -> Response:
     stmt = db.select(OutboxMessage).order_by(OutboxMessage.id.desc())
     if status:
         stmt = stmt.where(OutboxMessage.status == status)
-    return render("ops/outbox.html", "results", page=paginate(stmt, page_no), status=status,
-                  statuses=OUTBOX_STATUSES)
+    return render(
+        "ops/outbox.html",
+        "results",
+        page=paginate(stmt, page_no),
+        status=status,
+        statuses=OUTBOX_STATUSES,
+    )
 
 
 @bp.route("/outbox/<int:message_id>")

@@ -28,8 +28,18 @@ def _client() -> tuple[str | None, str | None]:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local paths: an open redirect would make our sign-in page a phishing aid."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    r"""Only local paths: an open redirect would make our sign-in page a phishing aid.
+
+    No control characters either: browsers drop tabs and newlines from a URL (so
+    "/\t/evil.example" is "//evil.example"), and a newline in a header is a 500.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return target
     return url_for("ops.home")
 
@@ -86,7 +96,8 @@ def accept_invitation(token: str) -> Response:
         if form.validate():
             try:
                 user, session_token = services.accept_invitation(
-                    invitation, form.name.data, form.password.data, *_client())
+                    invitation, form.name.data, form.password.data, *_client()
+                )
             except LinkInvalid as exc:
                 return _link_error(exc)
             except ServiceError as exc:
@@ -95,8 +106,7 @@ def accept_invitation(token: str) -> Response:
                 sign_in(user, session_token)
                 flash(f"Welcome, {user.name}. Your account is ready.", "success")
                 return redirect(url_for("ops.home"))
-        return render("users/accept_invitation.html", "form", 422, form=form,
-                      invitation=invitation)
+        return render("users/accept_invitation.html", "form", 422, form=form, invitation=invitation)
     return render("users/accept_invitation.html", "form", form=form, invitation=invitation)
 
 
@@ -108,13 +118,16 @@ def change_password() -> Response:
         if form.validate():
             row = current_session()
             try:
-                services.change_password(current_user, form.current_password.data,
-                                         form.password.data, row.id if row else None)
+                services.change_password(
+                    current_user,
+                    form.current_password.data,
+                    form.password.data,
+                    row.id if row else None,
+                )
             except ServiceError as exc:
                 form.add_error(exc.field, exc.message)
             else:
-                flash("Your password was changed. Your other sessions were signed out.",
-                      "success")
+                flash("Your password was changed. Your other sessions were signed out.", "success")
                 return redirect(url_for("ops.home"))
         return render("users/change_password.html", "form", 422, form=form)
     return render("users/change_password.html", "form", form=form)
@@ -152,7 +165,8 @@ def reset_password(token: str) -> Response:
         if form.validate():
             try:
                 session_token = services.complete_password_reset(
-                    reset, form.password.data, *_client())
+                    reset, form.password.data, *_client()
+                )
             except ServiceError as exc:
                 form.add_error(exc.field, exc.message)
             else:
@@ -166,9 +180,13 @@ def reset_password(token: str) -> Response:
 @bp.route("/account/sessions")
 @login_required
 def my_sessions() -> Response:
-    return render("users/my_sessions.html", "sessions",
-                  sessions=auth.open_sessions(current_user), current=current_session(),
-                  form=ConfirmForm())
+    return render(
+        "users/my_sessions.html",
+        "sessions",
+        sessions=auth.open_sessions(current_user),
+        current=current_session(),
+        form=ConfirmForm(),
+    )
 
 
 @bp.route("/account/sessions/<int:session_id>/end", methods=["POST"])
@@ -189,7 +207,8 @@ def end_my_session(session_id: int) -> Response:
 @login_required
 def end_my_other_sessions() -> Response:
     row = current_session()
-    count = auth.end_user_sessions(current_user, current_user, "ended by user",
-                                   keep_session_id=row.id if row else None)
+    count = auth.end_user_sessions(
+        current_user, current_user, "ended by user", keep_session_id=row.id if row else None
+    )
     flash(f"{count} other session(s) ended.", "success")
     return redirect(url_for("users.my_sessions"))

@@ -71,15 +71,29 @@ def authenticate(email: str, password: str, ip: str | None, user_agent: str | No
         reason = "wrong password"
     if reason:
         attempted = normalize_email(email)[:254]
-        record("auth.login_failed", None, user or ("email", attempted[:64]),
-               email=attempted, reason=reason)
+        record(
+            "auth.login_failed",
+            None,
+            user or ("email", attempted[:64]),
+            email=attempted,
+            reason=reason,
+        )
         if user is not None and reason == "wrong password" and _register_failure(user):
-            record("auth.locked", None, user, until=user.locked_until,
-                   failures=_settings().LOCKOUT_THRESHOLD)
+            record(
+                "auth.locked",
+                None,
+                user,
+                until=user.locked_until,
+                failures=_settings().LOCKOUT_THRESHOLD,
+            )
         jobs.commit()
-        return SignIn(None, LOGIN_FAILED_MESSAGE if reason != "locked" else
-                      "This account is locked after too many failed sign-ins. "
-                      "Try again later or ask an administrator to unlock it.")
+        return SignIn(
+            None,
+            LOGIN_FAILED_MESSAGE
+            if reason != "locked"
+            else "This account is locked after too many failed sign-ins. "
+            "Try again later or ask an administrator to unlock it.",
+        )
     assert user is not None
     user.failed_logins, user.first_failed_login_at = 0, None
     user.last_login_at = utcnow()
@@ -97,10 +111,15 @@ def _token_hash(token: str) -> str:
 
 def _open_session(user: User, ip: str | None, user_agent: str | None) -> str:
     token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(
-        token_hash=_token_hash(token), user_id=user.id, password_version=user.password_version,
-        ip=ip, user_agent=(user_agent or "")[:255] or None,
-    ))
+    db.session.add(
+        UserSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            password_version=user.password_version,
+            ip=ip,
+            user_agent=(user_agent or "")[:255] or None,
+        )
+    )
     return token
 
 
@@ -121,13 +140,21 @@ def session_from_token(token: str | None) -> UserSession | None:
         return None
     s, now = _settings(), utcnow()
     user = row.user
-    expired = (now - row.last_seen_at > timedelta(hours=s.SESSION_IDLE_HOURS)
-               or now - row.created_at > timedelta(days=s.SESSION_MAX_DAYS))
+    expired = now - row.last_seen_at > timedelta(
+        hours=s.SESSION_IDLE_HOURS
+    ) or now - row.created_at > timedelta(days=s.SESSION_MAX_DAYS)
     if not user.is_active or row.password_version != user.password_version or expired:
         return None
     if now - row.last_seen_at > TOUCH_EVERY:
-        db.session.execute(update(UserSession).where(UserSession.id == row.id)
-                           .values(last_seen_at=now))
+        # End the read first: on SQLite a write that opens its own transaction waits for
+        # the lock, where one that upgrades a stale read would fail. Concurrent touches of
+        # one session are harmless (the condition makes the second a no-op).
+        db.session.commit()
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == row.id, UserSession.last_seen_at < now - TOUCH_EVERY)
+            .values(last_seen_at=now)
+        )
         db.session.commit()
     return row
 
@@ -149,15 +176,22 @@ def _end_where(actor: User, reason: str, *criteria) -> int:
     return ended
 
 
-def end_user_sessions(user: User, actor: User, reason: str,
-                      keep_session_id: int | None = None, commit: bool = True) -> int:
+def end_user_sessions(
+    user: User, actor: User, reason: str, keep_session_id: int | None = None, commit: bool = True
+) -> int:
     """End every open session of `user` (except `keep_session_id`)."""
     criteria = [UserSession.user_id == user.id]
     if keep_session_id is not None:
         criteria.append(UserSession.id != keep_session_id)
     ended = _end_where(actor, reason, *criteria)
-    record("session.ended_all", actor, user, count=ended, reason=reason,
-           kept_session_id=keep_session_id)
+    record(
+        "session.ended_all",
+        actor,
+        user,
+        count=ended,
+        reason=reason,
+        kept_session_id=keep_session_id,
+    )
     if commit:
         jobs.commit()
     return ended
@@ -171,16 +205,19 @@ def end_everyone_else(actor: User, keep_session_id: int) -> int:
 
 
 def open_sessions(user: User) -> list[UserSession]:
-    return list(db.session.scalars(
-        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-        .order_by(UserSession.last_seen_at.desc())
-    ))
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            .order_by(UserSession.last_seen_at.desc())
+        )
+    )
 
 
 def open_session_counts(user_ids: list[int]) -> dict[int, int]:
     rows = db.session.execute(
-        select(UserSession.user_id, func.count()).where(
-            UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
+        select(UserSession.user_id, func.count())
+        .where(UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
         .group_by(UserSession.user_id)
     )
     return {user_id: count for user_id, count in rows}

@@ -43,9 +43,17 @@ def create_admin(email: str, name: str, password: str) -> None:
 def list_users(fmt: str) -> None:
     """List every account."""
     users = db.session.scalars(select(User).order_by(User.email)).all()
-    rows = [{"id": u.id, "email": u.email, "name": u.name, "role": u.role, "status": u.status,
-             "last_login_at": u.last_login_at.isoformat() + "Z" if u.last_login_at else None}
-            for u in users]
+    rows = [
+        {
+            "id": u.id,
+            "email": u.email,
+            "name": u.name,
+            "role": u.role,
+            "status": u.status,
+            "last_login_at": u.last_login_at.isoformat() + "Z" if u.last_login_at else None,
+        }
+        for u in users
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return

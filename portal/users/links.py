@@ -35,8 +35,11 @@ def read_token(purpose: str, token: str, max_age_seconds: int) -> tuple[int, str
         raise LinkInvalid("This link has expired. Ask for a new one.") from None
     except BadSignature:
         raise LinkInvalid("This link is not valid. Check that it was copied whole.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("id"), int) \
-            or not isinstance(data.get("n"), str):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("id"), int)
+        or not isinstance(data.get("n"), str)
+    ):
         raise LinkInvalid("This link is not valid. Check that it was copied whole.")
     return data["id"], data["n"]
 

@@ -12,8 +12,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so both answers take as long.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so both answers take as long."""
+    return _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 def hash_password(password: str) -> str:
@@ -22,7 +26,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

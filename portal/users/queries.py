@@ -52,8 +52,12 @@ def users_query(filters: UserFilters) -> Select[Any]:
     stmt = select(User)
     if filters.q:
         pattern = f"%{_escape_like(filters.q.lower())}%"
-        stmt = stmt.where(or_(func.lower(User.name).like(pattern, escape="\\"),
-                              User.email.like(pattern, escape="\\")))
+        stmt = stmt.where(
+            or_(
+                func.lower(User.name).like(pattern, escape="\\"),
+                User.email.like(pattern, escape="\\"),
+            )
+        )
     if filters.role:
         stmt = stmt.where(User.role == filters.role)
     now = utcnow()
@@ -62,8 +66,9 @@ def users_query(filters: UserFilters) -> Select[Any]:
     elif filters.status == "locked":
         stmt = stmt.where(User.is_active.is_(True), User.locked_until > now)
     elif filters.status == "active":
-        stmt = stmt.where(User.is_active.is_(True),
-                          or_(User.locked_until.is_(None), User.locked_until <= now))
+        stmt = stmt.where(
+            User.is_active.is_(True), or_(User.locked_until.is_(None), User.locked_until <= now)
+        )
     return stmt.order_by(func.lower(User.name), User.id)
 
 

@@ -50,8 +50,9 @@ def create_user(email: str, name: str, role: str, password: str, actor: User | N
     if auth.find_user_by_email(email):
         raise Conflict(f"An account for {email} already exists.", field="email")
     _check_password(password, email)
-    user = User(email=email, name=name.strip() or email, role=role,
-                password_hash=hash_password(password))
+    user = User(
+        email=email, name=name.strip() or email, role=role, password_hash=hash_password(password)
+    )
     db.session.add(user)
     db.session.flush()
     record("user.created", actor, user, after={"email": email, "role": role})
@@ -61,11 +62,15 @@ def create_user(email: str, name: str, role: str, password: str, actor: User | N
 
 # -- invitations ---------------------------------------------------------------------------
 
+
 def _send_invitation(invitation: Invitation) -> None:
     token = links.make_token("invite", invitation.id, invitation.nonce)
-    body = render_template("users/email/invitation.txt", invitation=invitation,
-                           link=_link("users.accept_invitation", token=token),
-                           hours=_settings().INVITATION_HOURS)
+    body = render_template(
+        "users/email/invitation.txt",
+        invitation=invitation,
+        link=_link("users.accept_invitation", token=token),
+        hours=_settings().INVITATION_HOURS,
+    )
     mail.send(invitation.email, "You are invited to the Ops Portal", body)
 
 
@@ -74,15 +79,25 @@ def invite(email: str, role: str, actor: User) -> Invitation:
     _check_role(role)
     if auth.find_user_by_email(email):
         raise Conflict(f"{email} already has an account.", field="email")
-    pending = db.session.scalar(select(Invitation).where(
-        Invitation.email == email, Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow()))
+    pending = db.session.scalar(
+        select(Invitation).where(
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    )
     if pending:
-        raise Conflict(f"{email} already has a pending invitation; resend it instead.",
-                       field="email")
+        raise Conflict(
+            f"{email} already has a pending invitation; resend it instead.", field="email"
+        )
     invitation = Invitation(
-        email=email, role=role, nonce=links.new_nonce(), invited_by_id=actor.id,
-        expires_at=utcnow() + timedelta(hours=_settings().INVITATION_HOURS))
+        email=email,
+        role=role,
+        nonce=links.new_nonce(),
+        invited_by_id=actor.id,
+        expires_at=utcnow() + timedelta(hours=_settings().INVITATION_HOURS),
+    )
     db.session.add(invitation)
     db.session.flush()
     _send_invitation(invitation)
@@ -125,14 +140,19 @@ def invitation_from_token(token: str) -> Invitation:
     return invitation
 
 
-def accept_invitation(invitation: Invitation, name: str, password: str,
-                      ip: str | None, user_agent: str | None) -> tuple[User, str]:
+def accept_invitation(
+    invitation: Invitation, name: str, password: str, ip: str | None, user_agent: str | None
+) -> tuple[User, str]:
     """Create the invitee's account and sign them in; returns the user and session token."""
     if auth.find_user_by_email(invitation.email):
         raise LinkInvalid(f"{invitation.email} already has an account. Sign in instead.")
     _check_password(password, invitation.email)
-    user = User(email=invitation.email, name=name.strip(), role=invitation.role,
-                password_hash=hash_password(password))
+    user = User(
+        email=invitation.email,
+        name=name.strip(),
+        role=invitation.role,
+        password_hash=hash_password(password),
+    )
     db.session.add(user)
     db.session.flush()
     invitation.accepted_at, invitation.user_id = utcnow(), user.id
@@ -143,16 +163,27 @@ def accept_invitation(invitation: Invitation, name: str, password: str,
 
 
 def pending_invitations() -> list[Invitation]:
-    return list(db.session.scalars(
-        select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
-        .order_by(Invitation.created_at.desc())))
+    return list(
+        db.session.scalars(
+            select(Invitation)
+            .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
+            .order_by(Invitation.created_at.desc())
+        )
+    )
 
 
 # -- roles and status ----------------------------------------------------------------------
 
+
 def _other_active_admins(user: User) -> int:
-    return db.session.scalar(select(db.func.count()).select_from(User).where(
-        User.role == Role.ADMIN, User.is_active.is_(True), User.id != user.id)) or 0
+    return (
+        db.session.scalar(
+            select(db.func.count())
+            .select_from(User)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != user.id)
+        )
+        or 0
+    )
 
 
 def change_role(user: User, role: str, actor: User) -> None:
@@ -175,8 +206,13 @@ def deactivate(user: User, actor: User) -> None:
     if user.role == Role.ADMIN and not _other_active_admins(user):
         raise Conflict("This is the last active admin.")
     user.is_active = False
-    record("user.deactivated", actor, user, before={"status": "active"},
-           after={"status": "deactivated"})
+    record(
+        "user.deactivated",
+        actor,
+        user,
+        before={"status": "active"},
+        after={"status": "deactivated"},
+    )
     auth.end_user_sessions(user, actor, "deactivated", commit=False)
     jobs.commit()
 
@@ -185,8 +221,13 @@ def reactivate(user: User, actor: User) -> None:
     if user.is_active:
         raise Conflict("This account is already active.")
     user.is_active = True
-    record("user.reactivated", actor, user, before={"status": "deactivated"},
-           after={"status": "active"})
+    record(
+        "user.reactivated",
+        actor,
+        user,
+        before={"status": "deactivated"},
+        after={"status": "active"},
+    )
     jobs.commit()
 
 
@@ -195,12 +236,14 @@ def unlock(user: User, actor: User | None) -> None:
         raise Conflict("This account is not locked.")
     before = user.locked_until
     user.locked_until, user.failed_logins, user.first_failed_login_at = None, 0, None
-    record("user.unlocked", actor, user, before={"locked_until": before},
-           after={"locked_until": None})
+    record(
+        "user.unlocked", actor, user, before={"locked_until": before}, after={"locked_until": None}
+    )
     jobs.commit()
 
 
 # -- passwords -----------------------------------------------------------------------------
+
 
 def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
@@ -215,8 +258,12 @@ def admin_reset_password(user: User, actor: User) -> str:
     _set_password(user, temporary)
     user.must_change_password = True
     user.locked_until = None
-    record("user.password_reset_by_admin", actor, user,
-           after={"password": fingerprint(temporary), "must_change_password": True})
+    record(
+        "user.password_reset_by_admin",
+        actor,
+        user,
+        after={"password": fingerprint(temporary), "must_change_password": True},
+    )
     auth.end_user_sessions(user, actor, "password reset", commit=False)
     jobs.commit()
     return temporary
@@ -241,8 +288,7 @@ def change_password(user: User, current: str, new: str, session_id: int | None) 
         current_session = db.session.get(UserSession, session_id)
         if current_session is not None:
             current_session.password_version = user.password_version
-    auth.end_user_sessions(user, user, "password changed", keep_session_id=session_id,
-                           commit=False)
+    auth.end_user_sessions(user, user, "password changed", keep_session_id=session_id, commit=False)
     jobs.commit()
 
 
@@ -250,18 +296,28 @@ def request_password_reset(email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = auth.find_user_by_email(email)
     if user is None or not user.is_active:
-        record("auth.reset_requested", None, ("email", auth.normalize_email(email)[:64]),
-               outcome="no such active account")
+        record(
+            "auth.reset_requested",
+            None,
+            ("email", auth.normalize_email(email)[:64]),
+            outcome="no such active account",
+        )
         jobs.commit()
         return
-    reset = PasswordReset(user_id=user.id, nonce=links.new_nonce(),
-                          expires_at=utcnow() + timedelta(minutes=_settings().RESET_LINK_MINUTES))
+    reset = PasswordReset(
+        user_id=user.id,
+        nonce=links.new_nonce(),
+        expires_at=utcnow() + timedelta(minutes=_settings().RESET_LINK_MINUTES),
+    )
     db.session.add(reset)
     db.session.flush()
     token = links.make_token("reset", reset.id, reset.nonce)
-    body = render_template("users/email/reset.txt", user=user,
-                           link=_link("users.reset_password", token=token),
-                           minutes=_settings().RESET_LINK_MINUTES)
+    body = render_template(
+        "users/email/reset.txt",
+        user=user,
+        link=_link("users.reset_password", token=token),
+        minutes=_settings().RESET_LINK_MINUTES,
+    )
     mail.send(user.email, "Reset your Ops Portal password", body)
     record("auth.reset_requested", None, user, outcome="link sent")
     jobs.commit()
@@ -279,8 +335,9 @@ def reset_from_token(token: str) -> PasswordReset:
     return reset
 
 
-def complete_password_reset(reset: PasswordReset, password: str,
-                            ip: str | None, user_agent: str | None) -> str:
+def complete_password_reset(
+    reset: PasswordReset, password: str, ip: str | None, user_agent: str | None
+) -> str:
     """Set the new password, end every other session, and sign in; returns the token."""
     user = reset.user
     _check_password(password, user.email)

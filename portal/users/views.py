@@ -46,17 +46,28 @@ def user_list() -> Response:
     filters = UserFilters.from_args(request.args)
     page = list_users(filters)
     counts = auth.open_session_counts([u.id for u in page.items])
-    return render("users/list.html", "results", page=page, filters=filters,
-                  statuses=STATUSES, session_counts=counts)
+    return render(
+        "users/list.html",
+        "results",
+        page=page,
+        filters=filters,
+        statuses=STATUSES,
+        session_counts=counts,
+    )
 
 
 @bp.route("/users/<int:user_id>")
 @permission_required(MANAGE)
 def user_detail(user_id: int) -> Response:
     user = get_user_or_404(user_id)
-    return render("users/detail.html", user=user, role_form=RoleForm(role=user.role),
-                  form=ConfirmForm(), sessions=auth.open_sessions(user),
-                  events=events_for("user", user.id, limit=20))
+    return render(
+        "users/detail.html",
+        user=user,
+        role_form=RoleForm(role=user.role),
+        form=ConfirmForm(),
+        sessions=auth.open_sessions(user),
+        events=events_for("user", user.id, limit=20),
+    )
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])
@@ -88,13 +99,21 @@ def _user_action(action: Callable[[User, User], object], done: str) -> Callable[
 
 
 for _rule, _name, _action, _done in (
-    ("deactivate", "deactivate_user", services.deactivate,
-     "{name} is deactivated; their sessions have ended."),
+    (
+        "deactivate",
+        "deactivate_user",
+        services.deactivate,
+        "{name} is deactivated; their sessions have ended.",
+    ),
     ("reactivate", "reactivate_user", services.reactivate, "{name} is active again."),
     ("unlock", "unlock_user", services.unlock, "{name} is unlocked."),
 ):
-    bp.add_url_rule(f"/users/<int:user_id>/{_rule}", _name,
-                    permission_required(MANAGE)(_user_action(_action, _done)), methods=["POST"])
+    bp.add_url_rule(
+        f"/users/<int:user_id>/{_rule}",
+        _name,
+        permission_required(MANAGE)(_user_action(_action, _done)),
+        methods=["POST"],
+    )
 
 
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
@@ -156,12 +175,19 @@ def invitations() -> Response:
                 flash(f"Invitation sent to {invitation.email}.", "success")
                 return redirect(url_for("users.invitations"))
         status = 422
-    return render("users/invitations.html", "invite_form" if status == 422 else None, status,
-                  form=form, invitations=services.pending_invitations(), confirm=ConfirmForm())
+    return render(
+        "users/invitations.html",
+        "invite_form" if status == 422 else None,
+        status,
+        form=form,
+        invitations=services.pending_invitations(),
+        confirm=ConfirmForm(),
+    )
 
 
-def _invitation_action(action: Callable[[Invitation, User], None], done: str
-                       ) -> Callable[[int], Response]:
+def _invitation_action(
+    action: Callable[[Invitation, User], None], done: str
+) -> Callable[[int], Response]:
     def view(invitation_id: int) -> Response:
         invitation = get_invitation_or_404(invitation_id)
         try:
@@ -175,11 +201,22 @@ def _invitation_action(action: Callable[[Invitation, User], None], done: str
 
 
 for _rule, _name, _action, _done in (
-    ("revoke", "revoke_invitation", services.revoke_invitation,
-     "The invitation to {email} is revoked."),
-    ("resend", "resend_invitation", services.resend_invitation,
-     "A new invitation was sent to {email}; the old link no longer works."),
+    (
+        "revoke",
+        "revoke_invitation",
+        services.revoke_invitation,
+        "The invitation to {email} is revoked.",
+    ),
+    (
+        "resend",
+        "resend_invitation",
+        services.resend_invitation,
+        "A new invitation was sent to {email}; the old link no longer works.",
+    ),
 ):
-    bp.add_url_rule(f"/users/invitations/<int:invitation_id>/{_rule}", _name,
-                    permission_required(MANAGE)(_invitation_action(_action, _done)),
-                    methods=["POST"])
+    bp.add_url_rule(
+        f"/users/invitations/<int:invitation_id>/{_rule}",
+        _name,
+        permission_required(MANAGE)(_invitation_action(_action, _done)),
+        methods=["POST"],
+    )

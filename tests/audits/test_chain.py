@@ -23,8 +23,14 @@ def test_every_field_is_covered_by_the_hash(ctx):
     _write(1)
     event = db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     original = compute_hash(event)
-    for field, value in [("actor_label", "mallory"), ("ip", "6.6.6.6"), ("action", "x.y"),
-                         ("target_id", "999"), ("data", {"n": 0}), ("user_agent", "curl")]:
+    for field, value in [
+        ("actor_label", "mallory"),
+        ("ip", "6.6.6.6"),
+        ("action", "x.y"),
+        ("target_id", "999"),
+        ("data", {"n": 0}),
+        ("user_agent", "curl"),
+    ]:
         saved = getattr(event, field)
         setattr(event, field, value)
         assert compute_hash(event) != original, field
@@ -37,8 +43,9 @@ def test_every_field_is_covered_by_the_hash(ctx):
 def test_an_edited_row_is_named(ctx):
     _write(4)
     target = db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id)).all()[1]
-    db.session.execute(text("UPDATE audit_events SET actor_label = 'mallory' WHERE id = :id"),
-                       {"id": target.id})
+    db.session.execute(
+        text("UPDATE audit_events SET actor_label = 'mallory' WHERE id = :id"), {"id": target.id}
+    )
     db.session.commit()
     result = verify()
     assert not result.ok
@@ -78,8 +85,9 @@ def test_flask_audits_verify_exits_nonzero_and_names_the_row(app, ctx):
     ok = runner.invoke(args=["audits", "verify"])
     assert ok.exit_code == 0 and "chain intact" in ok.output
     row = db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id)).all()[1]
-    db.session.execute(text("UPDATE audit_events SET ip = '1.2.3.4' WHERE id = :id"),
-                       {"id": row.id})
+    db.session.execute(
+        text("UPDATE audit_events SET ip = '1.2.3.4' WHERE id = :id"), {"id": row.id}
+    )
     db.session.commit()
     bad = runner.invoke(args=["audits", "verify"])
     assert bad.exit_code == 1

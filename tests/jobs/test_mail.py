@@ -86,8 +86,9 @@ def test_real_worker_sends_and_retries_with_backoff(app, ctx, settings, smtp_ser
 @pytest.mark.parametrize("status", ["sent", "failed", "held"])
 def test_outbox_page_lists_messages_by_status(client, as_role, status):
     as_role("admin")
-    db.session.add(OutboxMessage(to="a@example.com", subject=f"S-{status}", body="b",
-                                 status=status))
+    db.session.add(
+        OutboxMessage(to="a@example.com", subject=f"S-{status}", body="b", status=status)
+    )
     db.session.commit()
     page = client.get(f"/outbox/?status={status}")
     assert page.status_code == 200 and f"S-{status}" in page.text

@@ -22,8 +22,9 @@ def _fresh_database() -> str:
         path = TMP / "worker.db"
         path.unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS portal_worker_test"))
         conn.execute(text("CREATE DATABASE portal_worker_test"))
@@ -33,8 +34,12 @@ def _fresh_database() -> str:
 
 def test_worker_process_sends_the_invitation(smtp_server):
     database_url = _fresh_database()
-    overrides = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
-                 "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port}
+    overrides = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+    }
     app = create_app(settings_for_tests(**overrides))
     Redis.from_url(REDIS_URL).flushdb()  # the test Redis database is ours alone
     with app.test_request_context("/"):
@@ -43,18 +48,35 @@ def test_worker_process_sends_the_invitation(smtp_server):
         from portal.users import services
 
         upgrade()
-        admin = services.create_user("boss@example.com", "Boss", "admin",
-                                     "a-long-admin-password-1", actor=None)
+        admin = services.create_user(
+            "boss@example.com", "Boss", "admin", "a-long-admin-password-1", actor=None
+        )
         services.invite("worker.test@example.com", "agent", admin)
         message = db.session.scalar(db.select(OutboxMessage))
         assert message.status == "queued"
 
-    env = {**os.environ, "PORTAL_ENV": "testing", "SECRET_KEY": app.config["SECRET_KEY"],
-           **{k: str(v) for k, v in overrides.items()}}
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "testing",
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        **{k: str(v) for k, v in overrides.items()},
+    }
     worker = subprocess.run(
-        [str(Path(sys.executable).parent / "flask"), "--app", "portal", "worker", "--burst",
-         "--queue", "email"],
-        env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            str(Path(sys.executable).parent / "flask"),
+            "--app",
+            "portal",
+            "worker",
+            "--burst",
+            "--queue",
+            "email",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert worker.returncode == 0, worker.stderr[-2000:]
 
     [received] = smtp_server.messages

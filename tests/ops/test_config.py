@@ -11,8 +11,9 @@ from tests.conftest import settings_for_tests
 
 def test_env_example_documents_every_setting():
     text = (ROOT / ".env.example").read_text()
-    missing = [f.name for f in dataclasses.fields(Settings)
-               if not re.search(rf"^{f.name}=", text, re.M)]
+    missing = [
+        f.name for f in dataclasses.fields(Settings) if not re.search(rf"^{f.name}=", text, re.M)
+    ]
     assert missing == []
 
 
@@ -34,7 +35,7 @@ def test_bad_values_are_named(tmp_path: Path):
 
 def test_embedded_default_needs_no_settings(tmp_path: Path):
     settings = load_settings(tmp_path, {})
-    assert settings.DATABASE_URL == f"sqlite:///{tmp_path / 'portal.db'}"
+    assert f"sqlite:///{tmp_path / 'portal.db'}" == settings.DATABASE_URL
     assert settings.jobs_inline and len(settings.SECRET_KEY) == 64
     assert load_settings(tmp_path, {}).SECRET_KEY == settings.SECRET_KEY  # kept across starts
     assert "MAIL_PASSWORD" not in repr(load_settings(tmp_path, {"MAIL_PASSWORD": "pw-secret"}))
@@ -46,6 +47,9 @@ def test_postgres_urls_use_the_shipped_driver(tmp_path: Path):
 
 
 def test_create_app_does_not_connect(tmp_path: Path):
-    app = create_app(settings_for_tests(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
-                                        REDIS_URL="redis://127.0.0.1:1/0"))
+    app = create_app(
+        settings_for_tests(
+            DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", REDIS_URL="redis://127.0.0.1:1/0"
+        )
+    )
     assert app.config["SETTINGS"].REDIS_URL.endswith(":1/0")

@@ -81,5 +81,5 @@ def test_security_headers(client):
 def test_pages_load_assets_only_from_the_portal(client):
     html = client.get("/login").text
     assert "vendor/htmx-2.0.11.min.js" in html and "vendor/bootstrap-5.3.9.min.css" in html
-    assert "http://" not in html.replace('http://portal.test', '') and "https://" not in html
+    assert "http://" not in html.replace("http://portal.test", "") and "https://" not in html
     assert client.get("/static/vendor/htmx-2.0.11.min.js").status_code == 200

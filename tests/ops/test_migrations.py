@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -20,8 +19,9 @@ def _empty_database_url() -> str:
         path = TMP / "migrations.db"
         path.unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS portal_migrations_test"))
         conn.execute(text("CREATE DATABASE portal_migrations_test"))
@@ -37,9 +37,11 @@ def test_migrations_match_the_models_and_downgrade_cleanly():
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             differences = compare_metadata(context, db.metadata)
-            catalog = ("SELECT indexname FROM pg_indexes WHERE tablename = 'users'"
-                       if conn.dialect.name == "postgresql" else
-                       "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'")
+            catalog = (
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'users'"
+                if conn.dialect.name == "postgresql"
+                else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'"
+            )
             indexes = set(conn.execute(text(catalog)).scalars())
         assert differences == [], differences
         # Expression indexes are invisible to the comparison; check them by name.

@@ -90,8 +90,7 @@ def test_failures_older_than_the_window_do_not_count(app, ctx):
 def test_login_form_is_rate_limited_per_ip(app, settings):
     settings(LOGIN_RATE_LIMIT="3 per minute")
     anonymous = app.test_client()
-    codes = [_login(anonymous, "x@example.com", "whatever-whatever").status_code
-             for _ in range(4)]
+    codes = [_login(anonymous, "x@example.com", "whatever-whatever").status_code for _ in range(4)]
     assert codes[:3] == [422, 422, 422]
     assert codes[3] == 429
     limited = _login(anonymous, "x@example.com", "whatever-whatever")
@@ -99,8 +98,11 @@ def test_login_form_is_rate_limited_per_ip(app, settings):
     assert int(limited.headers["Retry-After"]) > 0
     assert "Too many requests" in limited.text
     # Another address is not affected.
-    other = anonymous.post("/login", data={"email": "x@example.com", "password": "p"},
-                           environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    other = anonymous.post(
+        "/login",
+        data={"email": "x@example.com", "password": "p"},
+        environ_base={"REMOTE_ADDR": "10.9.9.9"},
+    )
     assert other.status_code == 422
 
 
@@ -115,7 +117,8 @@ def test_admin_reset_shows_password_once_and_forces_a_change(app, client, as_rol
     assert len(temporary) >= 12
     assert theirs.get("/").status_code == 302  # old sessions ended
     event = db.session.scalar(
-        db.select(AuditEvent).where(AuditEvent.action == "user.password_reset_by_admin"))
+        db.select(AuditEvent).where(AuditEvent.action == "user.password_reset_by_admin")
+    )
     assert temporary not in str(event.data) and event.data["after"]["password"].startswith("hmac:")
 
     person = app.test_client()
@@ -123,9 +126,14 @@ def test_admin_reset_shows_password_once_and_forces_a_change(app, client, as_rol
     forced = person.get("/users/")
     assert forced.status_code == 302 and forced.headers["Location"] == "/account/password"
     assert person.get("/").headers["Location"] == "/account/password"
-    changed = person.post("/account/password", data={
-        "current_password": temporary, "password": "fresh-garden-hose-77",
-        "confirm": "fresh-garden-hose-77"})
+    changed = person.post(
+        "/account/password",
+        data={
+            "current_password": temporary,
+            "password": "fresh-garden-hose-77",
+            "confirm": "fresh-garden-hose-77",
+        },
+    )
     assert changed.status_code == 302
     assert person.get("/").status_code == 200
 
@@ -134,15 +142,25 @@ def test_own_password_change_ends_other_sessions_but_not_this_one(app, client, a
     me = as_role("agent")
     elsewhere = app.test_client()
     sign_in_client(elsewhere, me)
-    response = client.post("/account/password", data={
-        "current_password": PASSWORD, "password": "new-kettle-pond-31",
-        "confirm": "new-kettle-pond-31"})
+    response = client.post(
+        "/account/password",
+        data={
+            "current_password": PASSWORD,
+            "password": "new-kettle-pond-31",
+            "confirm": "new-kettle-pond-31",
+        },
+    )
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     assert elsewhere.get("/").status_code == 302
-    wrong = client.post("/account/password", data={
-        "current_password": "not-it-at-all", "password": "x-new-kettle-pond-32",
-        "confirm": "x-new-kettle-pond-32"})
+    wrong = client.post(
+        "/account/password",
+        data={
+            "current_password": "not-it-at-all",
+            "password": "x-new-kettle-pond-32",
+            "confirm": "x-new-kettle-pond-32",
+        },
+    )
     assert wrong.status_code == 422 and "current password is not correct" in wrong.text
 
 
@@ -155,8 +173,9 @@ def test_my_sessions_end_one_and_end_others(app, client, as_role):
     assert client.post("/account/sessions/end-others").status_code == 302
     assert other.get("/").status_code == 302
     assert client.get("/").status_code == 200
-    mine = db.session.scalar(db.select(UserSession).where(
-        UserSession.user_id == me.id, UserSession.revoked_at.is_(None)))
+    mine = db.session.scalar(
+        db.select(UserSession).where(UserSession.user_id == me.id, UserSession.revoked_at.is_(None))
+    )
     stranger = make_user()
     theirs = app.test_client()
     sign_in_client(theirs, stranger)

@@ -16,8 +16,9 @@ def _invite(client, email="new.person@example.com", role="agent"):
 
 
 def _link_from_outbox(to):
-    message = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.to == to)
-                                 .order_by(OutboxMessage.id.desc())).first()
+    message = db.session.scalars(
+        db.select(OutboxMessage).where(OutboxMessage.to == to).order_by(OutboxMessage.id.desc())
+    ).first()
     assert message is not None, "no email in the outbox"
     match = re.search(r"http://portal\.test(/invite/\S+)", message.body)
     assert match, message.body
@@ -39,8 +40,9 @@ def test_admin_invites_and_invitee_sets_password_and_is_signed_in(app, client, a
     invitee = app.test_client()
     form = invitee.get(path)
     assert form.status_code == 200 and "agent" in form.text
-    done = invitee.post(path, data={"name": "Nia New", "password": GOOD_PASSWORD,
-                                    "confirm": GOOD_PASSWORD})
+    done = invitee.post(
+        path, data={"name": "Nia New", "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD}
+    )
     assert done.status_code == 302
     assert "Hello, Nia New" in invitee.get("/").text
 
@@ -77,12 +79,14 @@ def test_password_policy_is_enforced_on_acceptance(app, client, as_role):
         "xx-pat@example.com-xx": "must not contain your email",
     }
     for password, message in cases.items():
-        response = invitee.post(path, data={"name": "Pat", "password": password,
-                                            "confirm": password})
+        response = invitee.post(
+            path, data={"name": "Pat", "password": password, "confirm": password}
+        )
         assert response.status_code == 422, password
         assert message in response.text, password
-    mismatch = invitee.post(path, data={"name": "Pat", "password": GOOD_PASSWORD,
-                                        "confirm": GOOD_PASSWORD + "x"})
+    mismatch = invitee.post(
+        path, data={"name": "Pat", "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD + "x"}
+    )
     assert mismatch.status_code == 422 and "differ" in mismatch.text
     assert db.session.scalar(db.select(User).where(User.email == "pat@example.com")) is None
 

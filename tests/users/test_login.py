@@ -46,6 +46,7 @@ def test_logout_ends_the_session_row(client, as_role):
 
 def test_open_redirect_after_login_is_refused(client, ctx):
     make_user(email="r@example.com")
-    response = client.post("/login?next=//evil.example/x",
-                           data={"email": "r@example.com", "password": PASSWORD})
+    response = client.post(
+        "/login?next=//evil.example/x", data={"email": "r@example.com", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/"
