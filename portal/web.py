@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from jinja2_fragments.flask import render_block
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -42,6 +42,16 @@ def render(
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
+
+
+def redirect_to(location: str) -> Response:
+    """A redirect that also works for htmx: its XMLHttpRequest would follow a 302 and swap
+    the next page into the element, so htmx gets `HX-Redirect` and navigates itself."""
+    if is_htmx():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location)
 
 
 def _wants_json() -> bool:

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from ..errors import LinkInvalid, ServiceError
 from ..extensions import db, limiter
 from ..security import login_required, public
-from ..web import error_response, render
+from ..web import error_response, redirect_to, render
 from . import auth, bp, services
 from .forms import (
     AcceptInvitationForm,
@@ -67,10 +67,7 @@ def login() -> Response:
             form.add_error(None, result.error or auth.LOGIN_FAILED_MESSAGE)
             return render("users/login.html", "form", 422, form=form)
         sign_in(result.user, result.token or "")
-        response = redirect(_safe_next(request.args.get("next")))
-        if request.headers.get("HX-Request") == "true":
-            response.headers["HX-Redirect"] = response.location
-        return response
+        return redirect_to(_safe_next(request.args.get("next")))
     return render("users/login.html", "form", form=form)
 
 

@@ -12,7 +12,7 @@ from ..audits.services import events_for
 from ..errors import ServiceError
 from ..extensions import db
 from ..security import Permission, permission_required
-from ..web import error_response, render
+from ..web import error_response, redirect_to, render
 from . import auth, bp, services
 from .forms import ConfirmForm, InviteForm, RoleForm
 from .models import Invitation, User, UserSession
@@ -173,7 +173,7 @@ def invitations() -> Response:
                 form.add_error(exc.field, exc.message)
             else:
                 flash(f"Invitation sent to {invitation.email}.", "success")
-                return redirect(url_for("users.invitations"))
+                return redirect_to(url_for("users.invitations"))
         status = 422
     return render(
         "users/invitations.html",

@@ -50,3 +50,16 @@ def test_open_redirect_after_login_is_refused(client, ctx):
         "/login?next=//evil.example/x", data={"email": "r@example.com", "password": PASSWORD}
     )
     assert response.headers["Location"] == "/"
+
+
+def test_htmx_sign_in_navigates_with_hx_redirect_and_errors_swap_in_place(client, ctx):
+    make_user(email="hx@example.com")
+    htmx = {"HX-Request": "true"}
+    bad = client.post("/login", data={"email": "hx@example.com", "password": "nope"},
+                      headers=htmx)
+    assert bad.status_code == 422
+    assert "<html" not in bad.text and 'id="login-form"' in bad.text
+    assert 'value="hx@example.com"' in bad.text
+    good = client.post("/login?next=/users/", data={"email": "hx@example.com",
+                                                    "password": PASSWORD}, headers=htmx)
+    assert good.status_code == 200 and good.headers["HX-Redirect"] == "/users/"
