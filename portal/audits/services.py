@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from sqlalchemy import false, select, update
 
+from ..client import client_ip, client_user_agent
 from ..extensions import db
 from ..timeutil import iso_utc, utcnow
 from .models import AuditEvent
@@ -101,10 +102,7 @@ def record(action: str, actor: Any = None, target: Any = None, **data: Any) -> A
     if target is not None and not isinstance(target, tuple) and target.id is None:
         db.session.flush()
     target_type, target_id = _target_of(target)
-    ip = user_agent = None
-    if has_request_context():
-        ip = request.remote_addr
-        user_agent = (request.user_agent.string or "")[:255] or None
+    ip, user_agent = client_ip(), client_user_agent()
     actor_id = getattr(actor, "id", None)
     actor_label = getattr(actor, "email", None) or "system"
 

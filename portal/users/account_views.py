@@ -6,6 +6,7 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from ..client import client_ip, client_user_agent
 from ..errors import LinkInvalid, ServiceError
 from ..extensions import db, limiter
 from ..security import login_required, public
@@ -24,7 +25,7 @@ from .session_cookie import current_session, sign_in, sign_out
 
 
 def _client() -> tuple[str | None, str | None]:
-    return request.remote_addr, request.user_agent.string
+    return client_ip(), client_user_agent()
 
 
 def _safe_next(target: str | None) -> str:

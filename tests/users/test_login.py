@@ -55,11 +55,26 @@ def test_open_redirect_after_login_is_refused(client, ctx):
 def test_htmx_sign_in_navigates_with_hx_redirect_and_errors_swap_in_place(client, ctx):
     make_user(email="hx@example.com")
     htmx = {"HX-Request": "true"}
-    bad = client.post("/login", data={"email": "hx@example.com", "password": "nope"},
-                      headers=htmx)
+    bad = client.post("/login", data={"email": "hx@example.com", "password": "nope"}, headers=htmx)
     assert bad.status_code == 422
     assert "<html" not in bad.text and 'id="login-form"' in bad.text
     assert 'value="hx@example.com"' in bad.text
-    good = client.post("/login?next=/users/", data={"email": "hx@example.com",
-                                                    "password": PASSWORD}, headers=htmx)
+    good = client.post(
+        "/login?next=/users/", data={"email": "hx@example.com", "password": PASSWORD}, headers=htmx
+    )
     assert good.status_code == 200 and good.headers["HX-Redirect"] == "/users/"
+
+
+def test_control_characters_in_the_user_agent_are_not_stored(client, ctx):
+    from portal.users.models import UserSession
+
+    make_user(email="ua@example.com")
+    response = client.post(
+        "/login",
+        data={"email": "ua@example.com", "password": PASSWORD},
+        headers={"User-Agent": "Evil\x00Bot\x07/1.0"},
+    )
+    assert response.status_code == 302
+    row = db.session.scalars(db.select(UserSession)).first()
+    assert row.user_agent == "EvilBot/1.0"
+    assert _events("auth.login")[0].user_agent == "EvilBot/1.0"

@@ -1,0 +1,429 @@
+"""Bad input at every field of every form, and at every filter of every list.
+
+One value at a time, the other fields valid. A bad value is refused with a
+422 and a message at its field (never a 500) and leaves every table as it
+was; a value that is odd but legitimate (HTML in a name, an SQL fragment as a
+password) is accepted, and whatever is echoed back is escaped. PostgreSQL
+refuses NUL in text, so a NUL that reached the database would be a 500 there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from markupsafe import escape
+from sqlalchemy import func, select
+
+from portal.audits.models import AuditEvent
+from portal.extensions import db
+from portal.mail import OutboxMessage
+from portal.timeutil import utcnow
+from portal.users import links, services
+from portal.users.auth import LOGIN_FAILED_MESSAGE
+from portal.users.models import Invitation, PasswordReset, User, UserSession
+from tests.factories import PASSWORD, make_user
+
+SCRIPT = "<script>alert(1)</script>"
+# 260 characters, every part within its own limit: only the total is too long.
+LONG_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + ".com"
+NEW_PASSWORD = "a-fresh-passphrase-42"
+
+BAD_VALUES: list[tuple[str, str | list[str]]] = [
+    ("empty", ""),
+    ("whitespace", "  \t  "),
+    ("10k_chars", "x" * 10_000),
+    ("nul_byte", "ab\x00cd"),
+    # Long and varied enough to pass every other rule (a password's too): only the NUL is wrong.
+    ("nul_in_long_value", "Long-enough\x00value-42"),
+    ("control_chars", "ab\x01\x08\x1b[2J\x7fcd"),
+    ("html_script", SCRIPT),
+    ("sql_or", "' OR 1=1 --"),
+    ("sql_drop", '"; DROP TABLE users; --'),
+    ("bad_choice", "superuser"),
+    ("repeated_field", ["admin", "agent"]),
+    ("rtl_override", "evil\u202egnp.exe"),
+    ("emoji", "😀🔥👩\u200d💻"),
+    ("long_email", LONG_EMAIL),
+    ("huge_number", "9" * 25),
+]
+assert len(LONG_EMAIL) == 260
+
+COUNTED = {
+    "audit_events": AuditEvent,
+    "users": User,
+    "invitations": Invitation,
+    "password_resets": PasswordReset,
+    "user_sessions": UserSession,
+    "outbox": OutboxMessage,
+}
+
+
+def row_counts() -> dict[str, int]:
+    return {
+        name: db.session.scalar(select(func.count()).select_from(model)) or 0
+        for name, model in COUNTED.items()
+    }
+
+
+def last_event_id() -> int:
+    return db.session.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+# -- the forms -------------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    app: Flask
+    client: FlaskClient
+    as_role: Callable[..., User]
+    settings: Callable[..., None]
+
+    def request_context(self):  # type: ignore[no-untyped-def]
+        return self.app.test_request_context("/")
+
+
+@dataclass
+class Form:
+    name: str
+    fields: list[str]
+    # (env) -> (url, valid data). Runs before the "before" row counts are taken.
+    setup: Callable[[Env], tuple[str, dict[str, str]]]
+    # Values (by id) that are legitimate for a field: accepted, not refused.
+    accepts: dict[str, set[str]] = field(default_factory=dict)
+    # Fields whose value is echoed back into the page (text inputs, not passwords).
+    echoes: set[str] = field(default_factory=set)
+    # A field whose value is repeated into another (a password and its confirmation).
+    mirrors: dict[str, str] = field(default_factory=dict)
+
+
+def _login(env: Env) -> tuple[str, dict[str, str]]:
+    with env.request_context():
+        make_user(email="known@example.com")
+    return "/login", {"email": "known@example.com", "password": PASSWORD}
+
+
+def _invite(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("admin")
+    return "/users/invitations", {"email": "someone.new@example.com", "role": "agent"}
+
+
+def _accept_invitation(env: Env) -> tuple[str, dict[str, str]]:
+    with env.request_context():
+        invitation = services.invite("invitee@example.com", "agent", make_user(role="admin"))
+        token = links.make_token("invite", invitation.id, invitation.nonce)
+    return f"/invite/{token}", {
+        "name": "New Person",
+        "password": NEW_PASSWORD,
+        "confirm": NEW_PASSWORD,
+    }
+
+
+def _change_password(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("requester")
+    return "/account/password", {
+        "current_password": PASSWORD,
+        "password": NEW_PASSWORD,
+        "confirm": NEW_PASSWORD,
+    }
+
+
+def _forgot_password(env: Env) -> tuple[str, dict[str, str]]:
+    env.settings(SELF_SERVICE_RESET=True)
+    with env.request_context():
+        make_user(email="forgetful@example.com")
+    return "/password/forgot", {"email": "forgetful@example.com"}
+
+
+def _reset_password(env: Env) -> tuple[str, dict[str, str]]:
+    env.settings(SELF_SERVICE_RESET=True)
+    with env.request_context():
+        user = make_user()
+        reset = PasswordReset(
+            user_id=user.id,
+            nonce=links.new_nonce(),
+            expires_at=utcnow() + timedelta(days=365),
+        )
+        db.session.add(reset)
+        db.session.commit()
+        token = links.make_token("reset", reset.id, reset.nonce)
+    return f"/password/reset/{token}", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+
+
+def _change_role(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("admin")
+    with env.request_context():
+        target = make_user(role="requester")
+    return f"/users/{target.id}/role", {"role": "agent"}
+
+
+# Long enough, varied enough, not common: these pass the password policy.
+GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
+# Odd, but text a person may type as their name.
+GOOD_AS_NAME = {
+    "html_script",
+    "sql_or",
+    "sql_drop",
+    "bad_choice",
+    "rtl_override",
+    "emoji",
+    "huge_number",
+}
+
+FORMS = [
+    Form("login", ["email", "password"], _login, echoes={"email"}),
+    Form("invite", ["email", "role"], _invite, echoes={"email"}),
+    Form(
+        "accept_invitation",
+        ["name", "password", "confirm"],
+        _accept_invitation,
+        accepts={"name": GOOD_AS_NAME, "password": GOOD_AS_PASSWORD},
+        echoes={"name"},
+        mirrors={"password": "confirm"},
+    ),
+    Form(
+        "change_password",
+        ["current_password", "password", "confirm"],
+        _change_password,
+        accepts={"password": GOOD_AS_PASSWORD},
+        mirrors={"password": "confirm"},
+    ),
+    Form("forgot_password", ["email"], _forgot_password, echoes={"email"}),
+    Form(
+        "reset_password",
+        ["password", "confirm"],
+        _reset_password,
+        accepts={"password": GOOD_AS_PASSWORD},
+        mirrors={"password": "confirm"},
+    ),
+    Form("change_role", ["role"], _change_role),
+]
+FORMS_BY_NAME = {f.name: f for f in FORMS}
+
+# A repeated single-value field: WTForms reads the first value. Where the first
+# value is itself valid the form may take it (or refuse the pair); either is fine,
+# as long as it is treated exactly as the first value alone would be.
+REPEATED_FIRST_IS_VALID = {
+    ("invite", "role"),
+    ("change_role", "role"),
+    ("accept_invitation", "name"),
+}
+
+
+# Values the sign-in form itself refuses (missing, too long, control characters), before
+# any account is looked up: no audit event, a message at the field.
+LOGIN_FORM_REFUSES = {
+    "empty",
+    "whitespace",
+    "10k_chars",
+    "nul_byte",
+    "control_chars",
+    "nul_in_long_value",
+    "long_email",
+}
+
+
+def _field_error(html: str, name: str) -> bool:
+    return re.search(rf'<div class="invalid-feedback[^"]*" id="{name}-error">', html) is not None
+
+
+def _assert_escaped(html: str, value: Any, echoed: bool) -> None:
+    assert SCRIPT not in html, "a script tag came back unescaped"
+    if echoed and value == SCRIPT:
+        assert str(escape(SCRIPT)) in html or "&lt;script&gt;" in html
+
+
+@pytest.fixture
+def env(app: Flask, client: FlaskClient, as_role, settings) -> Env:  # type: ignore[no-untyped-def]
+    return Env(app, client, as_role, settings)
+
+
+@pytest.mark.parametrize("form_name", [f.name for f in FORMS])
+def test_valid_submission_is_accepted(env: Env, form_name: str) -> None:
+    """The baseline: with every field valid each form goes through (so a refusal below
+    is the bad value's doing)."""
+    form = FORMS_BY_NAME[form_name]
+    url, data = form.setup(env)
+    response = env.client.post(url, data=data)
+    if form.name == "login":
+        assert response.status_code == 302
+    elif form.name == "forgot_password":
+        assert response.status_code == 200 and "a reset link is on its way" in response.text
+    else:
+        assert response.status_code == 302, response.text
+
+
+# Every value as a normal form post; a few also as htmx posts, which answer with
+# only the form's block (another rendering path). Fewer, because password hashing
+# is slow (argon2: ~50 ms idle, several times that on a busy machine).
+HTMX_VALUES = {"empty", "nul_in_long_value", "10k_chars", "html_script"}
+FORM_CASES = [
+    pytest.param(
+        form.name,
+        field_name,
+        value_id,
+        value,
+        htmx,
+        id=f"{form.name}.{field_name}={value_id}" + ("-htmx" if htmx else ""),
+    )
+    for htmx in (False, True)
+    for form in FORMS
+    for field_name in form.fields
+    for value_id, value in BAD_VALUES
+    if not htmx or value_id in HTMX_VALUES
+]
+
+
+@pytest.mark.parametrize(("form_name", "field_name", "value_id", "value", "htmx"), FORM_CASES)
+def test_bad_value_in_form_field(
+    env: Env, form_name: str, field_name: str, value_id: str, value: str | list[str], htmx: bool
+) -> None:
+    form = FORMS_BY_NAME[form_name]
+    url, data = form.setup(env)
+    data = {**data, field_name: value}
+    if field_name in form.mirrors:
+        data[form.mirrors[field_name]] = value
+    headers = {"HX-Request": "true"} if htmx else {}
+    before, first_new_event = row_counts(), last_event_id() + 1
+
+    response = env.client.post(url, data=data, headers=headers)
+    status, html = response.status_code, response.text
+
+    assert status < 500, f"{status} for {form_name}.{field_name}={value_id}"
+    _assert_escaped(html, value, echoed=field_name in form.echoes and status == 422)
+    accepted = value_id in form.accepts.get(field_name, set())
+    either = value_id == "repeated_field" and (form_name, field_name) in REPEATED_FIRST_IS_VALID
+
+    if accepted or (either and status != 422):
+        assert status in (200, 302), f"a legitimate value was refused with {status}"
+        if either:
+            _assert_took_first_value(form_name, field_name, value)
+        next_page = response.headers.get("Location") or response.headers.get("HX-Redirect")
+        if next_page and field_name in form.echoes:
+            # Where the value shows up next: the page the form led to.
+            page = env.client.get(next_page)
+            assert page.status_code == 200
+            _assert_escaped(page.text, value, echoed=True)
+        return
+
+    assert status == 422, f"expected 422, got {status}"
+    db.session.expire_all()
+    after = row_counts()
+    new_actions = set(
+        db.session.scalars(select(AuditEvent.action).where(AuditEvent.id >= first_new_event))
+    )
+    if form_name == "login" and value_id not in LOGIN_FORM_REFUSES:
+        # Well-formed, so checked against the accounts: the refusal is itself recorded (and
+        # nothing else is written), with one message that does not say which part was wrong.
+        assert sorted(new_actions) == ["auth.login_failed"]
+        assert {k: v for k, v in after.items() if k != "audit_events"} == {
+            k: v for k, v in before.items() if k != "audit_events"
+        }
+        assert LOGIN_FAILED_MESSAGE in html
+    else:
+        assert not new_actions, f"audit events written: {new_actions}"
+        assert after == before
+        assert _field_error(html, field_name), "no error message at the field"
+
+
+def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> None:
+    first = value[0]
+    db.session.expire_all()
+    if form_name == "invite":
+        invitation = db.session.scalar(
+            select(Invitation).where(Invitation.email == "someone.new@example.com")
+        )
+        assert invitation is not None and invitation.role == first
+    elif form_name == "change_role":
+        changed = db.session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "user.role_changed")
+        )
+        assert changed is not None and changed.data["after"] == {"role": first}
+    elif form_name == "accept_invitation":
+        user = db.session.scalar(select(User).where(User.email == "invitee@example.com"))
+        assert user is not None and user.name == first
+
+
+# -- list filters ----------------------------------------------------------------------------
+
+LIST_CASES = [
+    pytest.param(path, param, value_id, value, id=f"{path}?{param}={value_id}")
+    for path, params in (
+        ("/users/", ("q", "role", "status", "page")),
+        ("/outbox/", ("status", "page")),
+    )
+    for param in params
+    for value_id, value in BAD_VALUES
+]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+@pytest.mark.parametrize(("path", "param", "value_id", "value"), LIST_CASES)
+def test_bad_value_in_list_filter(
+    env: Env, path: str, param: str, value_id: str, value: str | list[str], htmx: bool
+) -> None:
+    env.as_role("admin")
+    with env.request_context():
+        make_user(name=SCRIPT)  # a row whose text must come back escaped
+        services.invite("listed@example.com", "agent", make_user(role="admin"))
+    before = row_counts()
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = env.client.get(path, query_string={param: value}, headers=headers)
+    assert response.status_code == 200, f"{response.status_code} for {param}={value_id}"
+    _assert_escaped(response.text, value, echoed=param == "q")
+    assert row_counts() == before
+
+
+# -- the redirect after sign-in --------------------------------------------------------------
+
+REDIRECT_VALUES = [
+    *BAD_VALUES,
+    ("crlf", "/\r\nSet-Cookie: stolen=1"),
+    ("tab_slash", "/\t/evil.example"),
+    ("newline_slash", "/\n/evil.example"),
+    ("protocol_relative", "//evil.example"),
+    ("backslash", "/\\evil.example"),
+    ("absolute", "https://evil.example/"),
+    ("javascript", "javascript:alert(1)"),
+]
+# The same check guards both; a sign-in (one password hash check each) is tried with
+# the values aimed at redirects, the page a signed-in user gets with all of them.
+
+
+def _assert_local(location: str) -> None:
+    parts = urlsplit(location)
+    assert not parts.scheme and not parts.netloc, f"off-site redirect to {location!r}"
+    assert location.startswith("/") and not location.startswith("//"), location
+
+
+@pytest.mark.parametrize(
+    ("value_id", "value"), [pytest.param(i, v, id=f"next={i}") for i, v in REDIRECT_VALUES]
+)
+def test_bad_next_when_already_signed_in(env: Env, value_id: str, value: Any) -> None:
+    env.as_role("agent")
+    response = env.client.get("/login", query_string={"next": value})
+    assert response.status_code == 302, response.status_code
+    _assert_local(response.headers["Location"])
+
+
+@pytest.mark.parametrize(
+    ("value_id", "value"),
+    [
+        pytest.param(i, v, id=f"next={i}")
+        for i, v in REDIRECT_VALUES
+        if i not in dict(BAD_VALUES) or i in ("html_script", "nul_byte")
+    ],
+)
+def test_bad_next_after_signing_in(env: Env, value_id: str, value: Any) -> None:
+    url, data = _login(env)
+    response = env.client.post(url, query_string={"next": value}, data=data)
+    assert response.status_code == 302, response.status_code
+    _assert_local(response.headers["Location"])

@@ -1,0 +1,402 @@
+"""The route map: every route declares its access, and every role meets it.
+
+Walks `app.url_map` (all but `static`) so a new route is covered the moment it
+is registered: it must carry an `access` marker (portal/security.py), it must
+answer each role and a signed-out visitor as that marker and ROLE_PERMISSIONS
+say, never with a 500, and every state-changing method must refuse a request
+without a CSRF token before writing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask, url_for
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.routing import Rule
+
+from portal import create_app, security
+from portal.audits.models import AuditEvent
+from portal.extensions import db
+from portal.mail import OutboxMessage
+from portal.security import PUBLIC, SIGNED_IN, Permission, Role
+from portal.timeutil import utcnow
+from portal.users import auth, links, services
+from portal.users.models import Invitation, PasswordReset, User, UserSession
+from tests.conftest import csrf_token_from, settings_for_tests
+from tests.factories import make_user, sign_in_client
+
+ROLES = [r.value for r in Role]
+ANONYMOUS = "anonymous"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# HEAD and OPTIONS are answered by Flask itself from GET / the rule's methods.
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+COUNTED = {
+    "audit_events": AuditEvent,
+    "users": User,
+    "invitations": Invitation,
+    "password_resets": PasswordReset,
+    "user_sessions": UserSession,
+    "outbox": OutboxMessage,
+}
+
+
+def _rules() -> list[Rule]:
+    """The routes, read at collection time from an app built like the test app.
+
+    Building an app opens no database connection; the session `app` fixture is
+    still the one that answers, and test_collected_routes_match_the_app checks
+    that both have the same routes.
+    """
+    app = create_app(settings_for_tests())
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    return sorted(rules, key=lambda r: (r.rule, r.endpoint))
+
+
+RULES = _rules()
+
+
+def _methods(rule: Rule) -> list[str]:
+    return sorted((rule.methods or set()) - AUTOMATIC_METHODS)
+
+
+def _route_id(rule: Rule, method: str | None = None) -> str:
+    return f"{method} {rule.rule}" if method else f"{rule.rule} ({rule.endpoint})"
+
+
+ROUTE_CASES = [
+    pytest.param(rule.endpoint, method, who, id=f"{_route_id(rule, method)} as {who}")
+    for rule in RULES
+    for method in _methods(rule)
+    for who in [*ROLES, ANONYMOUS]
+]
+WRITE_CASES = [
+    pytest.param(rule.endpoint, method, id=_route_id(rule, method))
+    for rule in RULES
+    for method in _methods(rule)
+    if method in WRITE_METHODS
+]
+
+
+def _rule(app: Flask, endpoint: str) -> Rule:
+    return next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+
+
+def row_counts() -> dict[str, int]:
+    return {
+        name: db.session.scalar(select(func.count()).select_from(model)) or 0
+        for name, model in COUNTED.items()
+    }
+
+
+# -- the objects URL parameters name ---------------------------------------------------------
+
+
+@dataclass
+class World:
+    """Real rows for every kind of id a URL can carry."""
+
+    target_id: int
+    target_session_id: int
+    invitation_id: int
+    invite_token: str
+    message_id: int
+    reset_token: str
+    own_session_id: int | None = None
+
+    def url(self, app: Flask, endpoint: str) -> str:
+        params: dict[str, object] = {
+            "user_id": self.target_id,
+            "invitation_id": self.invitation_id,
+            "message_id": self.message_id,
+            "session_id": self.target_session_id,
+            "token": self.invite_token,
+        }
+        if endpoint == "users.end_my_session" and self.own_session_id is not None:
+            params["session_id"] = self.own_session_id  # one's own (second) session
+        if endpoint == "users.reset_password":
+            params["token"] = self.reset_token
+        arguments = _rule(app, endpoint).arguments
+        with app.test_request_context("/"):
+            return url_for(endpoint, **{k: v for k, v in params.items() if k in arguments})
+
+
+def build_world(app: Flask) -> World:
+    with app.test_request_context("/"):
+        inviter = make_user(role="admin", name="Inviting Admin")
+        # Locked, so that "unlock" has something to do.
+        target = make_user(
+            role="requester",
+            name="Target Person",
+            locked_until=utcnow() + timedelta(days=365),
+        )
+        auth._open_session(target, "10.0.0.9", "target-browser")
+        db.session.commit()
+        target_session = auth.open_sessions(target)[0]
+        invitation = services.invite("invitee@example.com", "agent", inviter)
+        message_id = db.session.scalar(select(func.max(OutboxMessage.id)))
+        reset = PasswordReset(
+            user_id=target.id,
+            nonce=links.new_nonce(),
+            expires_at=utcnow() + timedelta(days=365),
+        )
+        db.session.add(reset)
+        db.session.commit()
+        assert message_id is not None
+        return World(
+            target_id=target.id,
+            target_session_id=target_session.id,
+            invitation_id=invitation.id,
+            invite_token=links.make_token("invite", invitation.id, invitation.nonce),
+            message_id=message_id,
+            reset_token=links.make_token("reset", reset.id, reset.nonce),
+        )
+
+
+@pytest.fixture
+def world(app: Flask, settings) -> Iterator[World]:  # type: ignore[no-untyped-def]
+    # Self-service reset on, so /password/* run their code instead of answering 404.
+    settings(SELF_SERVICE_RESET=True)
+    yield build_world(app)
+
+
+def _second_session(app: Flask, user: User) -> int:
+    with app.test_request_context("/"):
+        auth._open_session(user, "10.0.0.8", "another-browser")
+        db.session.commit()
+        return max(s.id for s in auth.open_sessions(user))
+
+
+# -- every route declares its access ---------------------------------------------------------
+
+
+def test_collected_routes_match_the_app(app: Flask) -> None:
+    live = {
+        (r.endpoint, r.rule, frozenset(r.methods or ()))
+        for r in app.url_map.iter_rules()
+        if r.endpoint != "static"
+    }
+    collected = {(r.endpoint, r.rule, frozenset(r.methods or ())) for r in RULES}
+    assert live == collected
+
+
+@pytest.mark.parametrize("endpoint", [pytest.param(r.endpoint, id=_route_id(r)) for r in RULES])
+def test_route_declares_its_access(app: Flask, endpoint: str) -> None:
+    view = app.view_functions[endpoint]
+    access = getattr(view, "access", None)
+    assert access is not None, (
+        f"{endpoint} ({_rule(app, endpoint).rule}) has no access marker: decorate it with "
+        "public, login_required or permission_required(...)"
+    )
+    assert access in (PUBLIC, SIGNED_IN) or isinstance(access, Permission), (
+        f"{endpoint}: unknown access marker {access!r}"
+    )
+
+
+# The access each route is meant to have. The role walk below checks that a route
+# behaves as its marker says; this pins the marker itself, so that opening a route up
+# (permission_required -> login_required -> public) shows as a change to this table.
+MANAGE = Permission.USERS_MANAGE
+INTENDED_ACCESS: dict[str, str | Permission] = {
+    "ops.api_health": PUBLIC,
+    "ops.api_version": PUBLIC,
+    "users.login": PUBLIC,
+    "users.logout": PUBLIC,
+    "users.accept_invitation": PUBLIC,
+    "users.forgot_password": PUBLIC,
+    "users.reset_password": PUBLIC,
+    "ops.home": SIGNED_IN,
+    "users.change_password": SIGNED_IN,
+    "users.my_sessions": SIGNED_IN,
+    "users.end_my_session": SIGNED_IN,
+    "users.end_my_other_sessions": SIGNED_IN,
+    "ops.outbox": MANAGE,
+    "ops.outbox_message": MANAGE,
+    "users.user_list": MANAGE,
+    "users.user_detail": MANAGE,
+    "users.change_role": MANAGE,
+    "users.deactivate_user": MANAGE,
+    "users.reactivate_user": MANAGE,
+    "users.unlock_user": MANAGE,
+    "users.reset_user_password": MANAGE,
+    "users.end_user_session": MANAGE,
+    "users.end_all_user_sessions": MANAGE,
+    "users.end_everyone_else": MANAGE,
+    "users.invitations": MANAGE,
+    "users.revoke_invitation": MANAGE,
+    "users.resend_invitation": MANAGE,
+}
+
+
+@pytest.mark.parametrize("endpoint", [pytest.param(r.endpoint, id=_route_id(r)) for r in RULES])
+def test_route_access_is_the_intended_one(app: Flask, endpoint: str) -> None:
+    assert endpoint in INTENDED_ACCESS, (
+        f"{endpoint} ({_rule(app, endpoint).rule}) is new: add it to INTENDED_ACCESS "
+        "with the access it is meant to have"
+    )
+    access = getattr(app.view_functions[endpoint], "access", None)
+    assert access == INTENDED_ACCESS[endpoint], (
+        f"{endpoint} declares {access!r}, meant to be {INTENDED_ACCESS[endpoint]!r}"
+    )
+
+
+def test_intended_access_names_no_missing_route() -> None:
+    assert set(INTENDED_ACCESS) <= {r.endpoint for r in RULES}
+
+
+# -- every route answers every role as the permission table says ----------------------------
+
+
+def _request(client: FlaskClient, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+    return client.open(url, method=method, data={} if method in WRITE_METHODS else None, **kwargs)
+
+
+@pytest.mark.parametrize(("endpoint", "method", "who"), ROUTE_CASES)
+def test_route_answers_role_as_declared(
+    app: Flask, client: FlaskClient, as_role, world: World, endpoint: str, method: str, who: str
+) -> None:
+    if who != ANONYMOUS:
+        user = as_role(who)
+        world.own_session_id = _second_session(app, user)
+    url = world.url(app, endpoint)
+    access = app.view_functions[endpoint].access  # type: ignore[attr-defined]
+    response = _request(client, method, url)
+    status = response.status_code
+    label = f"{method} {url} as {who} (access: {access})"
+
+    assert status < 500, f"{label}: {status}"
+    if who == ANONYMOUS:
+        if access == PUBLIC:
+            assert status not in (401, 403), f"{label}: a public route answered {status}"
+        elif url.startswith("/api/"):
+            assert status == 401, f"{label}: expected 401, got {status}"
+        else:
+            assert status == 302, f"{label}: expected a redirect to sign in, got {status}"
+            assert urlsplit(response.headers["Location"]).path == "/login", label
+    elif access in (PUBLIC, SIGNED_IN):
+        assert status not in (401, 403), f"{label}: open to every role, got {status}"
+    elif security.role_has(who, access):
+        assert status not in (401, 403), f"{label}: the role holds {access}, got {status}"
+    else:
+        assert status == 403, f"{label}: the role lacks {access}, got {status}"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param(r.endpoint, id=_route_id(r, "GET"))
+        for r in RULES
+        if "GET" in (r.methods or ()) and not r.rule.startswith("/api/")
+    ],
+)
+def test_htmx_request_when_signed_out_gets_401_with_redirect(
+    app: Flask, client: FlaskClient, world: World, endpoint: str
+) -> None:
+    """htmx cannot follow a 302 into a fragment: it gets 401 and HX-Redirect to sign in."""
+    access = app.view_functions[endpoint].access  # type: ignore[attr-defined]
+    response = client.get(world.url(app, endpoint), headers={"HX-Request": "true"})
+    assert response.status_code < 500
+    if access == PUBLIC:
+        assert response.status_code not in (401, 403)
+    else:
+        assert response.status_code == 401
+        assert urlsplit(response.headers["HX-Redirect"]).path == "/login"
+
+
+@pytest.mark.parametrize("endpoint", ["users.forgot_password", "users.reset_password"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_self_service_routes_are_absent_when_switched_off(
+    app: Flask, client: FlaskClient, settings, endpoint: str, method: str
+) -> None:  # type: ignore[no-untyped-def]
+    world = build_world(app)
+    settings(SELF_SERVICE_RESET=False)
+    before = row_counts()
+    response = _request(client, method, world.url(app, endpoint))
+    assert response.status_code == 404
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("endpoint", ["users.accept_invitation", "users.reset_password"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bogus_link_token_is_410(
+    app: Flask, client: FlaskClient, world: World, endpoint: str, method: str
+) -> None:
+    with app.test_request_context("/"):
+        url = url_for(endpoint, token="not-a-real-token")
+    before = row_counts()
+    response = _request(client, method, url)
+    assert response.status_code == 410
+    assert row_counts() == before
+
+
+# -- CSRF: no token, no change ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("endpoint", "method"), WRITE_CASES)
+def test_write_without_csrf_token_is_400_and_writes_nothing(
+    app: Flask, client: FlaskClient, as_role, world: World, csrf: None, endpoint: str, method: str
+) -> None:
+    admin = as_role("admin")
+    world.own_session_id = _second_session(app, admin)
+    url = world.url(app, endpoint)
+    # A body that would be acted on if the token were not checked.
+    data = {
+        "role": "agent",
+        "email": "csrf-victim@example.com",
+        "name": "Csrf Victim",
+        "password": "a-brand-new-passphrase",
+        "confirm": "a-brand-new-passphrase",
+        "current_password": "irrelevant-here",
+    }
+    before = row_counts()
+    response = client.open(url, method=method, data=data)
+    assert response.status_code == 400, f"{method} {url}: {response.status_code}"
+    assert "The form expired or was not sent from the portal" in response.text
+    db.session.expire_all()
+    assert row_counts() == before
+    with app.test_request_context("/"):
+        assert db.session.get(User, world.target_id).role == Role.REQUESTER  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["form-field", "htmx-header"])
+def test_write_with_valid_csrf_token_is_accepted(
+    app: Flask, client: FlaskClient, as_role, csrf: None, hx: bool
+) -> None:
+    as_role("admin")
+    page = client.get("/users/invitations")
+    assert page.status_code == 200
+    token = csrf_token_from(page.text)
+    data = {"email": "csrf-ok@example.com", "role": "agent"}
+    headers = {}
+    if hx:
+        headers = {"HX-Request": "true", "X-CSRFToken": token}
+    else:
+        data["csrf_token"] = token
+    before = row_counts()
+    response = client.post("/users/invitations", data=data, headers=headers)
+    # A plain post is redirected; an htmx one gets 200 and HX-Redirect.
+    assert response.status_code in (200, 302), response.text
+    assert response.headers.get("Location") or response.headers.get("HX-Redirect")
+    assert row_counts()["invitations"] == before["invitations"] + 1
+
+
+def test_csrf_token_of_another_session_is_refused(app: Flask, csrf: None) -> None:
+    """A token lifted from one browser does not work in another."""
+    other = app.test_client()
+    with app.test_request_context("/"):
+        sign_in_client(other, make_user(role="admin"))
+    token = csrf_token_from(other.get("/users/invitations").text)
+    client = app.test_client()
+    with app.test_request_context("/"):
+        sign_in_client(client, make_user(role="admin"))
+    before = row_counts()
+    response = client.post(
+        "/users/invitations", data={"csrf_token": token, "email": "x@example.com", "role": "agent"}
+    )
+    assert response.status_code == 400
+    assert row_counts() == before
