@@ -24,3 +24,9 @@ class LinkInvalid(ServiceError):
     """A signed link that is malformed, expired, revoked or already used."""
 
     status = 410
+
+
+class Forbidden(ServiceError):
+    """The person may see the object but not do this to it (HTTP 403)."""
+
+    status = 403

@@ -2,6 +2,34 @@
 
 from .audits.models import AuditEvent
 from .mail import OutboxMessage
+from .tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from .tickets.setup_models import (
+    Category,
+    Holiday,
+    RoutingRule,
+    SlaCalendar,
+    SlaPolicy,
+    Team,
+    team_members,
+)
 from .users.models import Invitation, PasswordReset, User, UserSession
 
-__all__ = ["AuditEvent", "Invitation", "OutboxMessage", "PasswordReset", "User", "UserSession"]
+__all__ = [
+    "AuditEvent",
+    "Category",
+    "Holiday",
+    "Invitation",
+    "OutboxMessage",
+    "PasswordReset",
+    "RoutingRule",
+    "SlaCalendar",
+    "SlaEvent",
+    "SlaPolicy",
+    "Team",
+    "Ticket",
+    "TicketChange",
+    "TicketReply",
+    "User",
+    "UserSession",
+    "team_members",
+]

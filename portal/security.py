@@ -33,8 +33,9 @@ class Role(enum.StrEnum):
 class Permission(enum.StrEnum):
     USERS_MANAGE = "users:manage"
     TICKETS_CREATE = "tickets:create"
+    # Opening the tickets area at all; without TICKETS_READ_ALL only one's own tickets.
+    TICKETS_READ = "tickets:read"
     TICKETS_READ_ALL = "tickets:read_all"
-    TICKETS_READ_OWN = "tickets:read_own"
     TICKETS_WORK = "tickets:work"
     CHANGES_CREATE = "changes:create"
     CHANGES_READ = "changes:read"
@@ -49,6 +50,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.APPROVER: frozenset(
         {
             P.TICKETS_CREATE,
+            P.TICKETS_READ,
             P.TICKETS_READ_ALL,
             P.CHANGES_CREATE,
             P.CHANGES_READ,
@@ -59,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: frozenset(
         {
             P.TICKETS_CREATE,
+            P.TICKETS_READ,
             P.TICKETS_READ_ALL,
             P.TICKETS_WORK,
             P.CHANGES_CREATE,
@@ -66,8 +69,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REPORTS_RUN,
         }
     ),
-    Role.REQUESTER: frozenset({P.TICKETS_CREATE, P.TICKETS_READ_OWN, P.CHANGES_CREATE}),
-    Role.AUDITOR: frozenset({P.TICKETS_READ_ALL, P.CHANGES_READ, P.REPORTS_RUN, P.AUDITS_READ}),
+    Role.REQUESTER: frozenset({P.TICKETS_CREATE, P.TICKETS_READ, P.CHANGES_CREATE}),
+    Role.AUDITOR: frozenset(
+        {P.TICKETS_READ, P.TICKETS_READ_ALL, P.CHANGES_READ, P.REPORTS_RUN, P.AUDITS_READ}
+    ),
 }
 
 

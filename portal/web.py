@@ -187,6 +187,9 @@ def init_web(app: Flask) -> None:
     app.before_request(_deny_undeclared)
     app.context_processor(_template_context)
     app.add_template_filter(_local_time, "local_time")
+    from .markdown import render_markdown
+
+    app.add_template_filter(render_markdown, "markdown")
     proxies = app.config["SETTINGS"].PROXY_COUNT
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -25,6 +25,9 @@ from sqlalchemy import func, select
 from portal.audits.models import AuditEvent
 from portal.extensions import db
 from portal.mail import OutboxMessage
+from portal.tickets import services as ticket_services
+from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from portal.tickets.setup_models import Team
 from portal.timeutil import utcnow
 from portal.users import links, services
 from portal.users.auth import LOGIN_FAILED_MESSAGE
@@ -63,6 +66,10 @@ COUNTED = {
     "password_resets": PasswordReset,
     "user_sessions": UserSession,
     "outbox": OutboxMessage,
+    "tickets": Ticket,
+    "ticket_replies": TicketReply,
+    "ticket_changes": TicketChange,
+    "sla_events": SlaEvent,
 }
 
 
@@ -103,6 +110,9 @@ class Form:
     echoes: set[str] = field(default_factory=set)
     # A field whose value is repeated into another (a password and its confirmation).
     mirrors: dict[str, str] = field(default_factory=dict)
+    # Forms of one control (a select and a button) answer with a message in the alert
+    # area rather than at a field.
+    message_at_field: bool = True
 
 
 def _login(env: Env) -> tuple[str, dict[str, str]]:
@@ -165,6 +175,56 @@ def _change_role(env: Env) -> tuple[str, dict[str, str]]:
     return f"/users/{target.id}/role", {"role": "agent"}
 
 
+def _ticket_for(env: Env, role: str) -> Ticket:
+    env.as_role(role)
+    with env.request_context():
+        return ticket_services.create_ticket(make_user(), "Printer jams", "Every page")
+
+
+def _new_ticket(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("requester")
+    return "/tickets/new", {
+        "type": "request",
+        "subject": "Printer jams",
+        "description": "Every page",
+        "priority": "",
+    }
+
+
+def _reply(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    return f"/tickets/{ticket.id}/replies", {"body": "Try again now", "internal": ""}
+
+
+def _escalate(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    return f"/tickets/{ticket.id}/escalate", {"reason": "Needs the network team"}
+
+
+def _ticket_fields(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    with env.request_context():
+        team = db.session.scalar(select(Team).where(Team.name == "Billing"))
+        assert team is not None
+        return f"/tickets/{ticket.id}/fields", {
+            "priority": "high",
+            "team": str(team.id),
+            "category": "",
+        }
+
+
+def _assign(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    with env.request_context():
+        agent = make_user(role="agent")
+    return f"/tickets/{ticket.id}/assign", {"assignee": str(agent.id)}
+
+
+def _ticket_status(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    return f"/tickets/{ticket.id}/status", {"status": "in_progress"}
+
+
 # Long enough, varied enough, not common: these pass the password policy.
 GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
 # Odd, but text a person may type as their name.
@@ -177,6 +237,9 @@ GOOD_AS_NAME = {
     "emoji",
     "huge_number",
 }
+
+# Free text: anything printable is a fair thing to write.
+GOOD_AS_TEXT = GOOD_AS_NAME | {"long_email"}
 
 FORMS = [
     Form("login", ["email", "password"], _login, echoes={"email"}),
@@ -205,6 +268,38 @@ FORMS = [
         mirrors={"password": "confirm"},
     ),
     Form("change_role", ["role"], _change_role),
+    Form(
+        "new_ticket",
+        ["type", "subject", "description", "priority"],
+        _new_ticket,
+        accepts={
+            "subject": GOOD_AS_NAME,
+            "description": GOOD_AS_TEXT | {"empty", "whitespace", "10k_chars"},
+            "priority": {"empty"},
+        },
+        echoes={"subject", "description"},
+    ),
+    Form(
+        "ticket_reply",
+        ["body", "internal"],
+        _reply,
+        accepts={
+            "body": GOOD_AS_TEXT | {"10k_chars"},
+            # A checkbox: any value sent means "checked", none means "not".
+            "internal": {v for v, _ in BAD_VALUES},
+        },
+        echoes={"body"},
+    ),
+    Form("escalate", ["reason"], _escalate, accepts={"reason": GOOD_AS_TEXT}, echoes={"reason"}),
+    Form(
+        "ticket_fields",
+        ["priority", "team", "category"],
+        _ticket_fields,
+        accepts={"category": {"empty"}},
+        message_at_field=False,
+    ),
+    Form("assign", ["assignee"], _assign, accepts={"assignee": {"empty"}}, message_at_field=False),
+    Form("ticket_status", ["status"], _ticket_status, message_at_field=False),
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
 
@@ -215,6 +310,11 @@ REPEATED_FIRST_IS_VALID = {
     ("invite", "role"),
     ("change_role", "role"),
     ("accept_invitation", "name"),
+    ("new_ticket", "subject"),
+    ("new_ticket", "description"),
+    ("ticket_reply", "body"),
+    ("ticket_reply", "internal"),
+    ("escalate", "reason"),
 }
 
 
@@ -331,7 +431,10 @@ def test_bad_value_in_form_field(
     else:
         assert not new_actions, f"audit events written: {new_actions}"
         assert after == before
-        assert _field_error(html, field_name), "no error message at the field"
+        if form.message_at_field:
+            assert _field_error(html, field_name), "no error message at the field"
+        else:
+            assert "Choose" in html, "no message says what to do"
 
 
 def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> None:
@@ -350,6 +453,8 @@ def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> Non
     elif form_name == "accept_invitation":
         user = db.session.scalar(select(User).where(User.email == "invitee@example.com"))
         assert user is not None and user.name == first
+    elif form_name in ("new_ticket", "ticket_reply", "escalate"):
+        pass  # free text: the first value is as good as any
 
 
 # -- list filters ----------------------------------------------------------------------------
@@ -359,6 +464,10 @@ LIST_CASES = [
     for path, params in (
         ("/users/", ("q", "role", "status", "page")),
         ("/outbox/", ("status", "page")),
+        (
+            "/tickets/",
+            ("q", "status", "priority", "type", "team", "assignee", "sla", "sort", "page"),
+        ),
     )
     for param in params
     for value_id, value in BAD_VALUES
@@ -372,7 +481,8 @@ def test_bad_value_in_list_filter(
 ) -> None:
     env.as_role("admin")
     with env.request_context():
-        make_user(name=SCRIPT)  # a row whose text must come back escaped
+        # Rows whose text must come back escaped.
+        ticket_services.create_ticket(make_user(name=SCRIPT), SCRIPT, SCRIPT)
         services.invite("listed@example.com", "agent", make_user(role="admin"))
     before = row_counts()
     headers = {"HX-Request": "true"} if htmx else {}

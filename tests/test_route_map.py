@@ -25,6 +25,8 @@ from portal.audits.models import AuditEvent
 from portal.extensions import db
 from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
+from portal.tickets import services as ticket_services
+from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
 from portal.timeutil import utcnow
 from portal.users import auth, links, services
 from portal.users.models import Invitation, PasswordReset, User, UserSession
@@ -43,6 +45,10 @@ COUNTED = {
     "password_resets": PasswordReset,
     "user_sessions": UserSession,
     "outbox": OutboxMessage,
+    "tickets": Ticket,
+    "ticket_replies": TicketReply,
+    "ticket_changes": TicketChange,
+    "sla_events": SlaEvent,
 }
 
 
@@ -107,6 +113,7 @@ class World:
     invite_token: str
     message_id: int
     reset_token: str
+    ticket_id: int
     own_session_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
@@ -116,6 +123,7 @@ class World:
             "message_id": self.message_id,
             "session_id": self.target_session_id,
             "token": self.invite_token,
+            "ticket_id": self.ticket_id,
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -147,6 +155,7 @@ def build_world(app: Flask) -> World:
         )
         db.session.add(reset)
         db.session.commit()
+        ticket = ticket_services.create_ticket(target, "Printer jams", "Every page")
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -155,6 +164,7 @@ def build_world(app: Flask) -> World:
             invite_token=links.make_token("invite", invitation.id, invitation.nonce),
             message_id=message_id,
             reset_token=links.make_token("reset", reset.id, reset.nonce),
+            ticket_id=ticket.id,
         )
 
 
@@ -230,6 +240,22 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "users.invitations": MANAGE,
     "users.revoke_invitation": MANAGE,
     "users.resend_invitation": MANAGE,
+    "tickets.index": Permission.TICKETS_READ,
+    "tickets.new": Permission.TICKETS_CREATE,
+    "tickets.detail": Permission.TICKETS_READ,
+    "tickets.reply": Permission.TICKETS_READ,
+    "tickets.change_status": Permission.TICKETS_WORK,
+    "tickets.assign": Permission.TICKETS_WORK,
+    "tickets.update_fields": Permission.TICKETS_WORK,
+    "tickets.escalate": Permission.TICKETS_WORK,
+}
+
+# Object-level refusals on top of the route's permission: the world's ticket was filed
+# by another requester, so a requester sees it as someone else's (403); and only the
+# ticket's requester and agents may reply, so approvers and auditors are refused too.
+ALSO_REFUSED: dict[str, set[str]] = {
+    "tickets.detail": {"requester"},
+    "tickets.reply": {"requester", "approver", "auditor"},
 }
 
 
@@ -280,6 +306,8 @@ def test_route_answers_role_as_declared(
             assert urlsplit(response.headers["Location"]).path == "/login", label
     elif access in (PUBLIC, SIGNED_IN):
         assert status not in (401, 403), f"{label}: open to every role, got {status}"
+    elif who in ALSO_REFUSED.get(endpoint, set()):
+        assert status == 403, f"{label}: refused at the object level, got {status}"
     elif security.role_has(who, access):
         assert status not in (401, 403), f"{label}: the role holds {access}, got {status}"
     else:

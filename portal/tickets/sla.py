@@ -1,0 +1,152 @@
+"""A ticket's two SLA clocks: the events that drive them and the due times they give.
+
+First response: starts when the ticket is filed, stops at the first public reply
+by an agent. Resolution: starts when filed, pauses while pending, resumes when
+the ticket leaves pending, stops when resolved, resumes on reopen. Every one of
+those is an `SlaEvent`; due times and the state are replayed from the events and
+the policy's calendar, never edited by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..timeutil import utcnow
+from .models import SlaEvent, Ticket
+from .setup_models import SlaCalendar, SlaPolicy
+from .sla_clock import Calendar, ClockEvent, ClockState, replay
+
+CLOCKS = ("response", "resolution")
+STATE_RANK = {"met": 0, "on_track": 1, "at_risk": 2, "breached": 3}
+
+
+def calendar_of(row: SlaCalendar) -> Calendar:
+    if row.kind != "business":
+        return Calendar(kind="24x7", timezone=row.timezone)
+    return Calendar(
+        kind="business",
+        timezone=row.timezone,
+        weekdays=frozenset(int(d) for d in row.weekdays.split(",") if d.strip()),
+        start=row.day_start,
+        end=row.day_end,
+        holidays=frozenset(h.day for h in row.holidays),
+    )
+
+
+def policy_for(priority: str) -> SlaPolicy:
+    policy = db.session.scalar(select(SlaPolicy).where(SlaPolicy.priority == priority))
+    if policy is None:
+        raise RuntimeError(f"No SLA policy for priority {priority!r}")
+    return policy
+
+
+def _targets(policy: SlaPolicy) -> dict[str, int]:
+    return {
+        "response": policy.response_minutes * 60,
+        "resolution": policy.resolution_minutes * 60,
+    }
+
+
+def _event(ticket: Ticket, clock: str, kind: str, at: datetime, **extra: object) -> None:
+    db.session.add(SlaEvent(ticket_id=ticket.id, clock=clock, kind=kind, at=at, **extra))
+
+
+def events_of(ticket: Ticket) -> list[SlaEvent]:
+    return list(
+        db.session.scalars(
+            select(SlaEvent).where(SlaEvent.ticket_id == ticket.id).order_by(SlaEvent.id)
+        )
+    )
+
+
+def start(ticket: Ticket, at: datetime) -> None:
+    targets = _targets(policy_for(ticket.priority))
+    for clock in CLOCKS:
+        _event(
+            ticket,
+            clock,
+            "start",
+            at,
+            target_seconds=targets[clock],
+            note=f"{ticket.priority} policy",
+        )
+
+
+def first_response(ticket: Ticket, at: datetime) -> None:
+    _event(ticket, "response", "stop", at, note="first public reply")
+
+
+def status_changed(ticket: Ticket, old: str, new: str, at: datetime) -> None:
+    """Pause, resume or stop the resolution clock as the status moves."""
+    if new == "pending" and old != "pending":
+        _event(ticket, "resolution", "pause", at, note="waiting on the requester")
+    elif old == "pending" and new not in ("resolved", "closed"):
+        _event(ticket, "resolution", "resume", at, note=f"left pending ({new})")
+    if new == "resolved" and old != "resolved":
+        _event(ticket, "resolution", "stop", at, note="resolved")
+        if ticket.first_response_at is None:
+            _event(ticket, "response", "stop", at, note="resolved before any reply")
+    elif old in ("resolved", "closed") and new not in ("resolved", "closed"):
+        _event(ticket, "resolution", "resume", at, note="reopened")
+
+
+def priority_changed(ticket: Ticket, at: datetime) -> None:
+    """The new priority's targets apply from now on; time already used stays used."""
+    targets = _targets(policy_for(ticket.priority))
+    for clock in CLOCKS:
+        _event(
+            ticket,
+            clock,
+            "target",
+            at,
+            target_seconds=targets[clock],
+            note=f"priority changed to {ticket.priority}",
+        )
+
+
+@dataclass(frozen=True)
+class Clocks:
+    response: ClockState
+    resolution: ClockState
+
+    @property
+    def state(self) -> str:
+        """What the ticket's badge shows: the worse of its clocks that still count."""
+        states = [self.resolution.state]
+        if self.response.state != "met":
+            states.append(self.response.state)
+        return max(states, key=lambda s: STATE_RANK.get(s, 1))
+
+
+def clocks(
+    ticket: Ticket, events: list[SlaEvent] | None = None, now: datetime | None = None
+) -> Clocks:
+    calendar = calendar_of(policy_for(ticket.priority).calendar)
+    rows = events if events is not None else events_of(ticket)
+    now = now or utcnow()
+    by_clock = {
+        clock: [
+            ClockEvent(at=e.at, kind=e.kind, target_seconds=e.target_seconds)
+            for e in rows
+            if e.clock == clock
+        ]
+        for clock in CLOCKS
+    }
+    return Clocks(
+        response=replay(calendar, by_clock["response"], now),
+        resolution=replay(calendar, by_clock["resolution"], now),
+    )
+
+
+def recompute(ticket: Ticket, now: datetime | None = None) -> Clocks:
+    """Refresh the due times and state the lists show; returns the clocks."""
+    db.session.flush()
+    result = clocks(ticket, now=now)
+    ticket.response_due_at = result.response.due_at or result.response.breached_at
+    ticket.resolution_due_at = result.resolution.due_at or result.resolution.breached_at
+    ticket.sla_state = result.state
+    return result
