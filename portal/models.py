@@ -2,6 +2,7 @@
 
 from .audits.models import AuditEvent
 from .mail import OutboxMessage
+from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
 from .tickets.setup_models import (
     Category,
@@ -15,7 +16,11 @@ from .tickets.setup_models import (
 from .users.models import Invitation, PasswordReset, User, UserSession
 
 __all__ = [
+    "ActionItem",
     "AuditEvent",
+    "IncidentReview",
+    "SavedView",
+    "TicketAttachment",
     "Category",
     "Holiday",
     "Invitation",
