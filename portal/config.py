@@ -70,6 +70,9 @@ class Settings:
     AUDIT_HMAC_KEY: str = field(default="", repr=False)
     MAX_CONTENT_LENGTH: int = 16 * 1024 * 1024
     PROXY_COUNT: int = 0
+    TICKET_AUTO_CLOSE_DAYS: int = 7
+    TICKET_PENDING_RESOLVE_DAYS: int = 14
+    ATTACHMENT_MAX_BYTES: int = 10 * 1024 * 1024
 
     @property
     def is_production(self) -> bool:

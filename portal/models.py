@@ -3,7 +3,7 @@
 from .audits.models import AuditEvent
 from .mail import OutboxMessage
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
-from .tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply
 from .tickets.setup_models import (
     Category,
     Holiday,
@@ -29,6 +29,7 @@ __all__ = [
     "RoutingRule",
     "SlaCalendar",
     "SlaEvent",
+    "SlaNotification",
     "SlaPolicy",
     "Team",
     "Ticket",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -138,3 +138,16 @@ class SlaEvent(db.Model):
     note: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_sla_events_ticket_id", "ticket_id", "id"),)
+
+
+class SlaNotification(db.Model):
+    """One email per clock per threshold: the unique key makes sending idempotent."""
+
+    __tablename__ = "sla_notifications"
+    __table_args__ = (UniqueConstraint("ticket_id", "clock", "threshold"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    clock: Mapped[str] = mapped_column(String(10))  # response | resolution
+    threshold: Mapped[str] = mapped_column(String(10))  # at_risk | breached
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..security import Permission, role_has
 from ..timeutil import utcnow
 from ..users.models import User
-from . import notify, sla
+from . import incidents, notify, sla
 from .access import can_reply
 from .models import TYPES, Ticket, TicketChange, TicketReply
 from .routing import route
@@ -114,6 +114,8 @@ def create_ticket(
 def _move(ticket: Ticket, status: str, actor: User | None, reason: str | None = None) -> None:
     old = ticket.status
     check_transition(old, status)
+    if status == "closed":
+        incidents.require_review_to_close(ticket)
     now = utcnow()
     ticket.status, ticket.status_changed_at = status, now
     if status == "resolved":

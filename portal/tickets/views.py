@@ -220,3 +220,7 @@ def escalate(ticket_id: int) -> Response:
     except ServiceError as exc:
         return _refused(exc)
     return _back(ticket.id, f"{ticket.number} is escalated to {ticket.level} ({team.name}).")
+
+
+# Routes of their own modules, registered on the same blueprint.
+from . import attachment_views, incident_views, list_views  # noqa: E402,F401

@@ -1,8 +1,8 @@
-"""attachments, incident reviews, saved views
+"""attachments, incident reviews, saved views, SLA notifications
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 00:22:36.055849
+Create Date: 2026-11-22 00:23:04.211052
 
 """
 from alembic import op
@@ -40,6 +40,16 @@ def upgrade():
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_incident_reviews_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_reviews')),
     sa.UniqueConstraint('ticket_id', name=op.f('uq_incident_reviews_ticket_id'))
+    )
+    op.create_table('sla_notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('clock', sa.String(length=10), nullable=False),
+    sa.Column('threshold', sa.String(length=10), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_notifications_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_notifications')),
+    sa.UniqueConstraint('ticket_id', 'clock', 'threshold', name=op.f('uq_sla_notifications_ticket_id'))
     )
     op.create_table('incident_action_items',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -92,6 +102,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_incident_action_items_review_id'))
 
     op.drop_table('incident_action_items')
+    op.drop_table('sla_notifications')
     op.drop_table('incident_reviews')
     op.drop_table('saved_views')
     # ### end Alembic commands ###

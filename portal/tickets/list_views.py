@@ -1,0 +1,3 @@
+"""Routes registered on the tickets blueprint (see views.py)."""
+
+from .views import bp  # noqa: F401
