@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
@@ -58,17 +59,26 @@ def enqueue(
     retry: Retry | None = None,
     timeout: int | None = None,
     job_id: str | None = None,
-) -> Job:
-    """Start `func(*args)` on `queue`. Arguments must be ids and plain values."""
-    return get_queue(queue).enqueue(
-        func,
-        *args,
-        retry=retry,
-        job_timeout=timeout,
-        job_id=job_id,
-        result_ttl=86400,
-        failure_ttl=7 * 86400,
-    )
+    at: datetime | None = None,
+) -> Job | None:
+    """Start `func(*args)` on `queue`, or at `at` (naive UTC) through RQ's scheduler.
+
+    Arguments must be ids and plain values. Inline (no Redis) there is no
+    scheduler: a job for later is dropped, and the periodic sweep that every
+    scheduled job has as a safety net does its work instead.
+    """
+    options: dict[str, Any] = {
+        "retry": retry,
+        "job_timeout": timeout,
+        "job_id": job_id,
+        "result_ttl": 86400,
+        "failure_ttl": 7 * 86400,
+    }
+    if at is not None:
+        if current_app.config["SETTINGS"].jobs_inline:
+            return None
+        return get_queue(queue).enqueue_at(at.replace(tzinfo=UTC), func, *args, **options)
+    return get_queue(queue).enqueue(func, *args, **options)
 
 
 def after_commit(func: Callable[..., Any], *args: Any, **options: Any) -> None:
@@ -80,7 +90,7 @@ def discard_pending() -> None:
     db.session.info.pop(_PENDING_KEY, None)
 
 
-def commit() -> list[Job]:
+def commit() -> list[Job | None]:
     """Commit the unit of work, then enqueue the jobs it asked for."""
     try:
         db.session.commit()

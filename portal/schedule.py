@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .ops import tasks as ops_tasks
+from .tickets import sweep as ticket_sweep
 
 
 @dataclass(frozen=True)
@@ -29,4 +30,6 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic(ops_tasks.expire_sessions, every_seconds=15 * 60, timeout_seconds=120),
     Periodic(ops_tasks.purge_spent_links, every_seconds=24 * 3600, timeout_seconds=300),
+    # SLA states and warnings (a safety net for the scheduled checks), auto-close, auto-resolve.
+    Periodic(ticket_sweep.sweep_job, every_seconds=5 * 60, timeout_seconds=600),
 )

@@ -88,3 +88,23 @@ def status_notice(ticket: Ticket, message: str) -> None:
         message=message,
         link=_link(ticket),
     )
+
+
+def sla_warning(ticket: Ticket, to: User, clock: str, threshold: str, state: object) -> None:
+    """At 75 % of a target, and at the breach: to the assignee, or the team lead."""
+    what = "first response" if clock == "response" else "resolution"
+    headline = (
+        f"{what} target breached"
+        if threshold == "breached"
+        else f"{what} target at risk (75 % used)"
+    )
+    _send(
+        to,
+        f"[{ticket.number}] SLA: {headline}",
+        "sla_warning.txt",
+        ticket=ticket,
+        headline=headline,
+        state=state,
+        link=_link(ticket),
+        due=_local(getattr(state, "due_at", None), to),
+    )

@@ -21,6 +21,13 @@ from .setup_models import LEVELS, PRIORITIES, Category, Team
 from .workflow import REOPEN_FROM, check_transition
 
 
+def _refresh_sla(ticket: Ticket) -> None:
+    """Recompute the ticket's due times and schedule its at-risk and breach checks."""
+    from .sweep import schedule_checks
+
+    schedule_checks(ticket, sla.recompute(ticket))
+
+
 def can_work(user: User) -> bool:
     return role_has(user.role, Permission.TICKETS_WORK)
 
@@ -93,7 +100,7 @@ def create_ticket(
     db.session.add(ticket)
     db.session.flush()
     sla.start(ticket, now)
-    sla.recompute(ticket, now)
+    _refresh_sla(ticket)
     record(
         "ticket.created",
         requester,
@@ -138,7 +145,7 @@ def change_status(
     if status == "assigned" and ticket.assignee_id is None:
         raise Conflict("Assign the ticket to someone before marking it assigned.")
     _move(ticket, status, actor, reason)
-    sla.recompute(ticket)
+    _refresh_sla(ticket)
     jobs.commit()
 
 
@@ -154,7 +161,7 @@ def assign(ticket: Ticket, assignee: User | None, actor: User) -> None:
         _move(ticket, "assigned", actor)
     elif assignee is None and ticket.status == "assigned":
         _move(ticket, "new", actor)
-    sla.recompute(ticket)
+    _refresh_sla(ticket)
     jobs.commit()
 
 
@@ -180,7 +187,7 @@ def update_fields(
     if category is not None and category.id != ticket.category_id:
         _change(ticket, "category", ticket.category, category, actor)
         ticket.category_id = category.id
-    sla.recompute(ticket)
+    _refresh_sla(ticket)
     jobs.commit()
 
 
@@ -242,7 +249,7 @@ def add_reply(ticket: Ticket, author: User, body: str, internal: bool = False) -
         reply_id=reply.id,
         length=len(body),
     )
-    sla.recompute(ticket)
+    _refresh_sla(ticket)
     if not internal:
         notify.public_reply(ticket, reply)
     jobs.commit()

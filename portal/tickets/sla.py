@@ -22,6 +22,9 @@ from .sla_clock import Calendar, ClockEvent, ClockState, replay
 
 CLOCKS = ("response", "resolution")
 STATE_RANK = {"met": 0, "on_track": 1, "at_risk": 2, "breached": 3}
+# Incidents answer by severity: P0 15 min, P1 1 h, P2 4 h, P3 the next business day
+# (one business day, 8 h, counted on the business-hours calendar).
+INCIDENT_RESPONSE_SECONDS = {"critical": 15 * 60, "high": 3600, "medium": 4 * 3600, "low": 8 * 3600}
 
 
 def calendar_of(row: SlaCalendar) -> Calendar:
@@ -44,11 +47,28 @@ def policy_for(priority: str) -> SlaPolicy:
     return policy
 
 
-def _targets(policy: SlaPolicy) -> dict[str, int]:
-    return {
-        "response": policy.response_minutes * 60,
-        "resolution": policy.resolution_minutes * 60,
-    }
+def _targets(ticket: Ticket, policy: SlaPolicy) -> dict[str, int]:
+    response = policy.response_minutes * 60
+    if ticket.type == "incident":
+        response = INCIDENT_RESPONSE_SECONDS[ticket.priority]
+    return {"response": response, "resolution": policy.resolution_minutes * 60}
+
+
+def _business_calendar() -> SlaCalendar | None:
+    return db.session.scalar(
+        select(SlaCalendar).where(SlaCalendar.kind == "business").order_by(SlaCalendar.id)
+    )
+
+
+def _calendars(ticket: Ticket) -> dict[str, Calendar]:
+    """The calendar each clock counts in: the policy's, except a P3 incident's response,
+    which counts business time ("the next business day")."""
+    policy_calendar = calendar_of(policy_for(ticket.priority).calendar)
+    response = policy_calendar
+    if ticket.type == "incident" and ticket.priority == "low":
+        business = _business_calendar()
+        response = calendar_of(business) if business else policy_calendar
+    return {"response": response, "resolution": policy_calendar}
 
 
 def _event(ticket: Ticket, clock: str, kind: str, at: datetime, **extra: object) -> None:
@@ -64,7 +84,7 @@ def events_of(ticket: Ticket) -> list[SlaEvent]:
 
 
 def start(ticket: Ticket, at: datetime) -> None:
-    targets = _targets(policy_for(ticket.priority))
+    targets = _targets(ticket, policy_for(ticket.priority))
     for clock in CLOCKS:
         _event(
             ticket,
@@ -96,7 +116,7 @@ def status_changed(ticket: Ticket, old: str, new: str, at: datetime) -> None:
 
 def priority_changed(ticket: Ticket, at: datetime) -> None:
     """The new priority's targets apply from now on; time already used stays used."""
-    targets = _targets(policy_for(ticket.priority))
+    targets = _targets(ticket, policy_for(ticket.priority))
     for clock in CLOCKS:
         _event(
             ticket,
@@ -125,7 +145,7 @@ class Clocks:
 def clocks(
     ticket: Ticket, events: list[SlaEvent] | None = None, now: datetime | None = None
 ) -> Clocks:
-    calendar = calendar_of(policy_for(ticket.priority).calendar)
+    calendars = _calendars(ticket)
     rows = events if events is not None else events_of(ticket)
     now = now or utcnow()
     by_clock = {
@@ -137,8 +157,8 @@ def clocks(
         for clock in CLOCKS
     }
     return Clocks(
-        response=replay(calendar, by_clock["response"], now),
-        resolution=replay(calendar, by_clock["resolution"], now),
+        response=replay(calendars["response"], by_clock["response"], now),
+        resolution=replay(calendars["resolution"], by_clock["resolution"], now),
     )
 
 
