@@ -69,12 +69,14 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from .ops.views import bp as ops_bp
+    from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp
     from .users import bp as users_bp
 
     app.register_blueprint(users_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(tickets_bp)
+    app.register_blueprint(desk_admin_bp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -32,6 +32,8 @@ class Role(enum.StrEnum):
 
 class Permission(enum.StrEnum):
     USERS_MANAGE = "users:manage"
+    # The help desk's setup: teams, categories, routing rules, SLA policies and calendars.
+    SETTINGS_MANAGE = "settings:manage"
     TICKETS_CREATE = "tickets:create"
     # Opening the tickets area at all; without TICKETS_READ_ALL only one's own tickets.
     TICKETS_READ = "tickets:read"

@@ -54,6 +54,14 @@ def redirect_to(location: str) -> Response:
     return redirect(location)
 
 
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute link for an email, built from BASE_URL, so jobs and commands (which
+    have no request) make the same links as pages do."""
+    base = current_app.config["SETTINGS"].BASE_URL.rstrip("/")
+    path = current_app.url_map.bind("portal.invalid").build(endpoint, values)
+    return base + path
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 

@@ -27,6 +27,15 @@ from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
 from portal.tickets import services as ticket_services
 from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from portal.tickets.setup_models import (
+    Category,
+    Holiday,
+    RoutingRule,
+    SlaCalendar,
+    SlaPolicy,
+    Team,
+    team_members,
+)
 from portal.timeutil import utcnow
 from portal.users import auth, links, services
 from portal.users.models import Invitation, PasswordReset, User, UserSession
@@ -49,6 +58,13 @@ COUNTED = {
     "ticket_replies": TicketReply,
     "ticket_changes": TicketChange,
     "sla_events": SlaEvent,
+    "teams": Team,
+    "team_members": team_members,
+    "categories": Category,
+    "routing_rules": RoutingRule,
+    "sla_policies": SlaPolicy,
+    "sla_calendars": SlaCalendar,
+    "holidays": Holiday,
 }
 
 
@@ -114,6 +130,11 @@ class World:
     message_id: int
     reset_token: str
     ticket_id: int
+    team_id: int
+    rule_id: int
+    policy_id: int
+    calendar_id: int
+    holiday_id: int
     own_session_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
@@ -124,6 +145,12 @@ class World:
             "session_id": self.target_session_id,
             "token": self.invite_token,
             "ticket_id": self.ticket_id,
+            "team_id": self.team_id,
+            "rule_id": self.rule_id,
+            "policy_id": self.policy_id,
+            "calendar_id": self.calendar_id,
+            "holiday_id": self.holiday_id,
+            "direction": "down",
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -156,6 +183,10 @@ def build_world(app: Flask) -> World:
         db.session.add(reset)
         db.session.commit()
         ticket = ticket_services.create_ticket(target, "Printer jams", "Every page")
+        calendar = db.session.scalar(select(SlaCalendar).order_by(SlaCalendar.id))
+        holiday = Holiday(calendar_id=calendar.id, day=utcnow().date(), name="Founders' day")
+        db.session.add(holiday)
+        db.session.commit()
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -165,6 +196,11 @@ def build_world(app: Flask) -> World:
             message_id=message_id,
             reset_token=links.make_token("reset", reset.id, reset.nonce),
             ticket_id=ticket.id,
+            team_id=db.session.scalar(select(Team.id).order_by(Team.id)),
+            rule_id=db.session.scalar(select(RoutingRule.id).order_by(RoutingRule.position)),
+            policy_id=db.session.scalar(select(SlaPolicy.id).order_by(SlaPolicy.id)),
+            calendar_id=calendar.id,
+            holiday_id=holiday.id,
         )
 
 
@@ -248,6 +284,24 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "tickets.assign": Permission.TICKETS_WORK,
     "tickets.update_fields": Permission.TICKETS_WORK,
     "tickets.escalate": Permission.TICKETS_WORK,
+    **{
+        f"desk_admin.{name}": Permission.SETTINGS_MANAGE
+        for name in (
+            "teams",
+            "team",
+            "add_member",
+            "remove_member",
+            "categories",
+            "routing",
+            "rule",
+            "move_rule",
+            "sla_settings",
+            "update_policy",
+            "update_calendar",
+            "add_holiday",
+            "remove_holiday",
+        )
+    },
 }
 
 # Object-level refusals on top of the route's permission: the world's ticket was filed

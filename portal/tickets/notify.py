@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 
 from .. import mail
 from ..timeutil import to_zone
 from ..users.models import User
+from ..web import external_url
 from .models import Ticket, TicketReply
 from .setup_models import Team
 
 
 def _link(ticket: Ticket) -> str:
-    base = current_app.config["SETTINGS"].BASE_URL.rstrip("/")
-    return base + url_for("tickets.detail", ticket_id=ticket.id)
+    return external_url("tickets.detail", ticket_id=ticket.id)
 
 
 def _local(value: datetime | None, user: User) -> str:

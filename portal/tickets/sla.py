@@ -114,8 +114,8 @@ def status_changed(ticket: Ticket, old: str, new: str, at: datetime) -> None:
         _event(ticket, "resolution", "resume", at, note="reopened")
 
 
-def priority_changed(ticket: Ticket, at: datetime) -> None:
-    """The new priority's targets apply from now on; time already used stays used."""
+def priority_changed(ticket: Ticket, at: datetime, note: str | None = None) -> None:
+    """The new priority's (or policy's) targets apply from now on; time used stays used."""
     targets = _targets(ticket, policy_for(ticket.priority))
     for clock in CLOCKS:
         _event(
@@ -124,7 +124,7 @@ def priority_changed(ticket: Ticket, at: datetime) -> None:
             "target",
             at,
             target_seconds=targets[clock],
-            note=f"priority changed to {ticket.priority}",
+            note=note or f"priority changed to {ticket.priority}",
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from sqlalchemy import select
 
 from .. import jobs, mail
@@ -17,6 +17,7 @@ from ..errors import Conflict, LinkInvalid, ServiceError
 from ..extensions import db
 from ..security import Role
 from ..timeutil import utcnow
+from ..web import external_url
 from . import auth, links
 from .models import Invitation, PasswordReset, User
 from .passwords import hash_password, policy_error, temporary_password
@@ -27,7 +28,7 @@ def _settings():
 
 
 def _link(endpoint: str, **values: str) -> str:
-    return _settings().BASE_URL.rstrip("/") + url_for(endpoint, **values)
+    return external_url(endpoint, **values)
 
 
 def _check_password(password: str, email: str) -> None:
