@@ -38,6 +38,20 @@ def create_admin(email: str, name: str, password: str) -> None:
     click.echo(f"Created admin {user.email} (id {user.id}).")
 
 
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="", help="Display name (defaults to the email).")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create(email: str, name: str, role: str, password: str) -> None:
+    """Create an active account with any role (the UI invites people instead)."""
+    try:
+        user = services.create_user(email, name or email, role, password, actor=None)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
 @users_cli.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def list_users(fmt: str) -> None:

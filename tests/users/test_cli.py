@@ -98,3 +98,35 @@ def test_seed_demo_only_on_an_empty_database(app, ctx):
     assert login.status_code == 302
     again = runner.invoke(args=["ops", "seed-demo"])
     assert "no demo data added" in again.output
+
+
+def test_create_any_role(app, ctx):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "Ag@Example.com",
+            "--role",
+            "agent",
+            "--name",
+            "Ag",
+            "--password",
+            "agent-password-long",
+        ]
+    )
+    assert result.exit_code == 0 and "Created agent ag@example.com" in result.output
+    bad = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "x@example.com",
+            "--role",
+            "root",
+            "--password",
+            "agent-password-long",
+        ]
+    )
+    assert bad.exit_code != 0 and "root" in bad.output
