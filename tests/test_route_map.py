@@ -151,6 +151,7 @@ class World:
             "calendar_id": self.calendar_id,
             "holiday_id": self.holiday_id,
             "direction": "down",
+            "item_id": 1,
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -284,6 +285,10 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "tickets.assign": Permission.TICKETS_WORK,
     "tickets.update_fields": Permission.TICKETS_WORK,
     "tickets.escalate": Permission.TICKETS_WORK,
+    "tickets.save_review": Permission.TICKETS_WORK,
+    "tickets.add_action_item": Permission.TICKETS_WORK,
+    "tickets.complete_action_item": Permission.TICKETS_WORK,
+    "tickets.action_item_to_ticket": Permission.TICKETS_WORK,
     **{
         f"desk_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

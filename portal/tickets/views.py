@@ -82,7 +82,7 @@ def new() -> Response:
     return render("tickets/new.html", "form", form=form)
 
 
-def _detail_context(ticket, **forms):  # type: ignore[no-untyped-def]
+def detail_context(ticket, **forms):  # type: ignore[no-untyped-def]
     works = services.can_work(current_user)
     context = {
         "ticket": ticket,
@@ -125,7 +125,7 @@ def _field_choices(form: FieldsForm) -> None:
 @permission_required(READ)
 def detail(ticket_id: int) -> Response:
     ticket = get_ticket_or_404(ticket_id, current_user)
-    return render("tickets/detail.html", None, **_detail_context(ticket))
+    return render("tickets/detail.html", None, **detail_context(ticket))
 
 
 def _back(ticket_id: int, message: str) -> Response:
@@ -146,7 +146,7 @@ def reply(ticket_id: int) -> Response:
     form = ReplyForm()
     if not form.validate():
         return render(
-            "tickets/detail.html", "reply_form", 422, **_detail_context(ticket, reply_form=form)
+            "tickets/detail.html", "reply_form", 422, **detail_context(ticket, reply_form=form)
         )
     try:
         services.add_reply(ticket, current_user, form.body.data, bool(form.internal.data))
@@ -213,7 +213,7 @@ def escalate(ticket_id: int) -> Response:
             "tickets/detail.html",
             "escalate_form",
             422,
-            **_detail_context(ticket, escalate_form=form),
+            **detail_context(ticket, escalate_form=form),
         )
     try:
         team = services.escalate(ticket, form.reason.data, current_user)
