@@ -225,6 +225,33 @@ def _ticket_status(env: Env) -> tuple[str, dict[str, str]]:
     return f"/tickets/{ticket.id}/status", {"status": "in_progress"}
 
 
+def _incident(env: Env) -> Ticket:
+    env.as_role("agent")
+    with env.request_context():
+        return ticket_services.create_ticket(
+            make_user(), "Checkout is down", "502s", type_="incident", priority="high"
+        )
+
+
+def _incident_review(env: Env) -> tuple[str, dict[str, str]]:
+    incident = _incident(env)
+    return f"/tickets/{incident.id}/review", {
+        "review-timeline": "10:02 alerts fired",
+        "review-root_cause": "An expired certificate",
+    }
+
+
+def _action_item(env: Env) -> tuple[str, dict[str, str]]:
+    incident = _incident(env)
+    with env.request_context():
+        owner = make_user(role="agent")
+    return f"/tickets/{incident.id}/review/actions", {
+        "action-description": "Alert on expiry",
+        "action-owner": str(owner.id),
+        "action-due_on": (utcnow().date() + timedelta(days=7)).isoformat(),
+    }
+
+
 # Long enough, varied enough, not common: these pass the password policy.
 GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
 # Odd, but text a person may type as their name.
@@ -300,6 +327,23 @@ FORMS = [
     ),
     Form("assign", ["assignee"], _assign, accepts={"assignee": {"empty"}}, message_at_field=False),
     Form("ticket_status", ["status"], _ticket_status, message_at_field=False),
+    Form(
+        "incident_review",
+        ["review-timeline", "review-root_cause"],
+        _incident_review,
+        accepts={
+            "review-timeline": GOOD_AS_TEXT | {"empty", "whitespace", "10k_chars"},
+            "review-root_cause": GOOD_AS_TEXT | {"empty", "whitespace", "10k_chars"},
+        },
+        echoes={"review-timeline", "review-root_cause"},
+    ),
+    Form(
+        "action_item",
+        ["action-description", "action-owner", "action-due_on"],
+        _action_item,
+        accepts={"action-description": GOOD_AS_TEXT},
+        echoes={"action-description"},
+    ),
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
 
@@ -315,6 +359,9 @@ REPEATED_FIRST_IS_VALID = {
     ("ticket_reply", "body"),
     ("ticket_reply", "internal"),
     ("escalate", "reason"),
+    ("incident_review", "review-timeline"),
+    ("incident_review", "review-root_cause"),
+    ("action_item", "action-description"),
 }
 
 
@@ -453,7 +500,7 @@ def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> Non
     elif form_name == "accept_invitation":
         user = db.session.scalar(select(User).where(User.email == "invitee@example.com"))
         assert user is not None and user.name == first
-    elif form_name in ("new_ticket", "ticket_reply", "escalate"):
+    elif form_name in ("new_ticket", "ticket_reply", "escalate", "incident_review", "action_item"):
         pass  # free text: the first value is as good as any
 
 
