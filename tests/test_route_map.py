@@ -9,6 +9,7 @@ without a CSRF token before writing anything.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 from werkzeug.routing import Rule
 
 from portal import create_app, security
@@ -26,6 +28,8 @@ from portal.extensions import db
 from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
 from portal.tickets import services as ticket_services
+from portal.tickets.attachments import add_attachment
+from portal.tickets.extra_models import TicketAttachment
 from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
 from portal.tickets.setup_models import (
     Category,
@@ -58,6 +62,7 @@ COUNTED = {
     "ticket_replies": TicketReply,
     "ticket_changes": TicketChange,
     "sla_events": SlaEvent,
+    "ticket_attachments": TicketAttachment,
     "teams": Team,
     "team_members": team_members,
     "categories": Category,
@@ -130,6 +135,7 @@ class World:
     message_id: int
     reset_token: str
     ticket_id: int
+    attachment_id: int
     team_id: int
     rule_id: int
     policy_id: int
@@ -145,6 +151,7 @@ class World:
             "session_id": self.target_session_id,
             "token": self.invite_token,
             "ticket_id": self.ticket_id,
+            "attachment_id": self.attachment_id,
             "team_id": self.team_id,
             "rule_id": self.rule_id,
             "policy_id": self.policy_id,
@@ -184,6 +191,8 @@ def build_world(app: Flask) -> World:
         db.session.add(reset)
         db.session.commit()
         ticket = ticket_services.create_ticket(target, "Printer jams", "Every page")
+        upload = FileStorage(io.BytesIO(b"paper tray log"), "tray.log", content_type="text/plain")
+        attachment = add_attachment(ticket, target, upload)
         calendar = db.session.scalar(select(SlaCalendar).order_by(SlaCalendar.id))
         holiday = Holiday(calendar_id=calendar.id, day=utcnow().date(), name="Founders' day")
         db.session.add(holiday)
@@ -197,6 +206,7 @@ def build_world(app: Flask) -> World:
             message_id=message_id,
             reset_token=links.make_token("reset", reset.id, reset.nonce),
             ticket_id=ticket.id,
+            attachment_id=attachment.id,
             team_id=db.session.scalar(select(Team.id).order_by(Team.id)),
             rule_id=db.session.scalar(select(RoutingRule.id).order_by(RoutingRule.position)),
             policy_id=db.session.scalar(select(SlaPolicy.id).order_by(SlaPolicy.id)),
@@ -206,7 +216,8 @@ def build_world(app: Flask) -> World:
 
 
 @pytest.fixture
-def world(app: Flask, settings) -> Iterator[World]:  # type: ignore[no-untyped-def]
+def world(app: Flask, settings, tmp_path) -> Iterator[World]:  # type: ignore[no-untyped-def]
+    settings(STORAGE_DIR=str(tmp_path / "storage"))  # files outlive the rolled-back rows
     # Self-service reset on, so /password/* run their code instead of answering 404.
     settings(SELF_SERVICE_RESET=True)
     yield build_world(app)
@@ -285,6 +296,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "tickets.assign": Permission.TICKETS_WORK,
     "tickets.update_fields": Permission.TICKETS_WORK,
     "tickets.escalate": Permission.TICKETS_WORK,
+    "tickets.upload_attachment": Permission.TICKETS_READ,
+    "tickets.download_attachment": Permission.TICKETS_READ,
     "tickets.save_review": Permission.TICKETS_WORK,
     "tickets.add_action_item": Permission.TICKETS_WORK,
     "tickets.complete_action_item": Permission.TICKETS_WORK,
@@ -315,6 +328,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
 ALSO_REFUSED: dict[str, set[str]] = {
     "tickets.detail": {"requester"},
     "tickets.reply": {"requester", "approver", "auditor"},
+    "tickets.upload_attachment": {"requester", "approver", "auditor"},
+    "tickets.download_attachment": {"requester"},
 }
 
 

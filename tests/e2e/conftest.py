@@ -41,6 +41,14 @@ STARTUP_SECONDS = 30
 TIMEOUT_MS = 10_000
 
 
+# Accounts made with `flask users create` for the flows that need more people.
+PEOPLE = {
+    "requester": ("riley@example.com", "Riley Requester"),
+    "agent": ("ana@example.com", "Ana Agent"),
+}
+PEOPLE_PASSWORD = "Basalt-e2e-" + secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class Portal:
     url: str
@@ -48,6 +56,7 @@ class Portal:
     admin_name: str
     admin_password: str
     tmp: Path
+    people_password: str = PEOPLE_PASSWORD
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +130,20 @@ def portal(request: pytest.FixtureRequest) -> Iterator[Portal]:
         "--password",
         ADMIN_PASSWORD,
     )
+    for role, (email, name) in PEOPLE.items():
+        _flask(
+            env,
+            "users",
+            "create",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--role",
+            role,
+            "--password",
+            PEOPLE_PASSWORD,
+        )
     log = tmp / "gunicorn.log"
     with log.open("wb") as log_file:
         server = subprocess.Popen(
