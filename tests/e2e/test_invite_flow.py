@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Portal
+from .conftest import PEOPLE, Portal
 
 pytestmark = [
     pytest.mark.e2e,
@@ -106,7 +106,8 @@ def test_invite_accept_and_deactivate(portal: Portal, new_page: Any) -> None:
     admin.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
     expect(admin).to_have_url(f"{portal.url}/users/")
     table = admin.locator("#users-table")
-    expect(table.locator("tbody tr")).to_have_count(2)
+    # The admin, the people the fixture made, and the newcomer.
+    expect(table.locator("tbody tr")).to_have_count(len(PEOPLE) + 2)
     expect(table).to_contain_text(portal.admin_name)
 
     admin.locator("#q").press_sequentially("newcomer", delay=30)
