@@ -44,6 +44,27 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def fresh_database_url(name: str) -> str:
+    """An empty database of its own, for a test that needs real commits (a worker
+    process, concurrent writers, migrations from scratch). Named after the suite's
+    database, so two suites on one server never share it."""
+    base = _database_url()
+    if not base.startswith("postgresql"):
+        path = TMP / f"{name}.db"
+        path.unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    server, suite_database = base.rsplit("/", 1)
+    database = f"{suite_database}_{name}"
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    return f"{server}/{database}"
+
+
 def settings_for_tests(**extra: Any) -> dict[str, Any]:
     return {
         "PORTAL_ENV": "testing",

@@ -1,32 +1,13 @@
 """Eight processes append at once; the chain stays one line and verifies."""
 
 import multiprocessing
-import os
-
-from sqlalchemy import create_engine, text
 
 from portal import create_app
 from portal.audits.services import verify
 from portal.extensions import db
-from tests.conftest import TMP, settings_for_tests
+from tests.conftest import fresh_database_url, settings_for_tests
 
 WRITERS, EVENTS_EACH = 8, 25
-
-
-def _database_url() -> str:
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
-        path = TMP / "concurrency.db"
-        path.unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS portal_concurrency_test"))
-        conn.execute(text("CREATE DATABASE portal_concurrency_test"))
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + "/portal_concurrency_test"
 
 
 def _writer(args: tuple[str, int]) -> int:
@@ -44,7 +25,7 @@ def _writer(args: tuple[str, int]) -> int:
 
 
 def test_concurrent_writers_keep_one_chain():
-    url = _database_url()
+    url = fresh_database_url("concurrency")
     app = create_app(settings_for_tests(DATABASE_URL=url))
     with app.app_context():
         from flask_migrate import upgrade

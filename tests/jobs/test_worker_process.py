@@ -6,34 +6,17 @@ import sys
 from pathlib import Path
 
 from redis import Redis
-from sqlalchemy import create_engine, text
 
 from portal import create_app
 from portal.extensions import db
 from portal.mail import OutboxMessage
-from tests.conftest import REDIS_URL, TMP, needs_redis, settings_for_tests
+from tests.conftest import REDIS_URL, fresh_database_url, needs_redis, settings_for_tests
 
 pytestmark = needs_redis
 
 
-def _fresh_database() -> str:
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
-        path = TMP / "worker.db"
-        path.unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS portal_worker_test"))
-        conn.execute(text("CREATE DATABASE portal_worker_test"))
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + "/portal_worker_test"
-
-
 def test_worker_process_sends_the_invitation(smtp_server):
-    database_url = _fresh_database()
+    database_url = fresh_database_url("worker")
     overrides = {
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
