@@ -252,6 +252,16 @@ def _action_item(env: Env) -> tuple[str, dict[str, str]]:
     }
 
 
+def _save_view(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("requester")
+    return "/tickets/views", {"name": "Open printers", "query": "status=open&q=printer"}
+
+
+def _bulk_update(env: Env) -> tuple[str, dict[str, str]]:
+    ticket = _ticket_for(env, "agent")
+    return "/tickets/bulk", {"ids": str(ticket.id), "action": "priority", "value": "priority:high"}
+
+
 # Long enough, varied enough, not common: these pass the password policy.
 GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
 # Odd, but text a person may type as their name.
@@ -344,6 +354,15 @@ FORMS = [
         accepts={"action-description": GOOD_AS_TEXT},
         echoes={"action-description"},
     ),
+    Form(
+        "save_view",
+        ["name", "query"],
+        _save_view,
+        # The query string is re-serialised from the filters it names: any text is fine.
+        accepts={"name": GOOD_AS_NAME, "query": {v for v, _ in BAD_VALUES}},
+        echoes={"name"},
+    ),
+    Form("bulk_update", ["ids", "action", "value"], _bulk_update, message_at_field=False),
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
 
@@ -362,6 +381,7 @@ REPEATED_FIRST_IS_VALID = {
     ("incident_review", "review-timeline"),
     ("incident_review", "review-root_cause"),
     ("action_item", "action-description"),
+    ("save_view", "name"),
 }
 
 
@@ -500,7 +520,14 @@ def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> Non
     elif form_name == "accept_invitation":
         user = db.session.scalar(select(User).where(User.email == "invitee@example.com"))
         assert user is not None and user.name == first
-    elif form_name in ("new_ticket", "ticket_reply", "escalate", "incident_review", "action_item"):
+    elif form_name in (
+        "new_ticket",
+        "ticket_reply",
+        "escalate",
+        "incident_review",
+        "action_item",
+        "save_view",
+    ):
         pass  # free text: the first value is as good as any
 
 

@@ -29,7 +29,7 @@ from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
 from portal.tickets import services as ticket_services
 from portal.tickets.attachments import add_attachment
-from portal.tickets.extra_models import TicketAttachment
+from portal.tickets.extra_models import SavedView, TicketAttachment
 from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
 from portal.tickets.setup_models import (
     Category,
@@ -70,6 +70,7 @@ COUNTED = {
     "sla_policies": SlaPolicy,
     "sla_calendars": SlaCalendar,
     "holidays": Holiday,
+    "saved_views": SavedView,
 }
 
 
@@ -141,6 +142,7 @@ class World:
     policy_id: int
     calendar_id: int
     holiday_id: int
+    view_id: int
     own_session_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
@@ -157,6 +159,7 @@ class World:
             "policy_id": self.policy_id,
             "calendar_id": self.calendar_id,
             "holiday_id": self.holiday_id,
+            "view_id": self.view_id,
             "direction": "down",
             "item_id": 1,
         }
@@ -196,6 +199,9 @@ def build_world(app: Flask) -> World:
         calendar = db.session.scalar(select(SlaCalendar).order_by(SlaCalendar.id))
         holiday = Holiday(calendar_id=calendar.id, day=utcnow().date(), name="Founders' day")
         db.session.add(holiday)
+        # Someone else's saved view: every role that may open the list gets 404 deleting it.
+        view = SavedView(user_id=target.id, name="Open", query="status=open")
+        db.session.add(view)
         db.session.commit()
         assert message_id is not None
         return World(
@@ -212,6 +218,7 @@ def build_world(app: Flask) -> World:
             policy_id=db.session.scalar(select(SlaPolicy.id).order_by(SlaPolicy.id)),
             calendar_id=calendar.id,
             holiday_id=holiday.id,
+            view_id=view.id,
         )
 
 
@@ -298,6 +305,9 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "tickets.escalate": Permission.TICKETS_WORK,
     "tickets.upload_attachment": Permission.TICKETS_READ,
     "tickets.download_attachment": Permission.TICKETS_READ,
+    "tickets.save_view": Permission.TICKETS_READ,
+    "tickets.delete_view": Permission.TICKETS_READ,
+    "tickets.bulk_update": Permission.TICKETS_WORK,
     "tickets.save_review": Permission.TICKETS_WORK,
     "tickets.add_action_item": Permission.TICKETS_WORK,
     "tickets.complete_action_item": Permission.TICKETS_WORK,

@@ -1,3 +1,112 @@
-"""Routes registered on the tickets blueprint (see views.py)."""
+"""Routes of the ticket list besides the list itself (views.index): saving and deleting
+one's views of it, and changing many tickets at once."""
 
-from .views import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import flash, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from ..errors import ServiceError
+from ..forms import PortalForm
+from ..security import Permission, permission_required
+from ..web import error_response, redirect_to
+from . import list_actions
+from .extra_models import SavedView
+from .views import bp, list_page
+
+READ, WORK = Permission.TICKETS_READ, Permission.TICKETS_WORK
+
+
+class SaveViewForm(PortalForm):
+    # The query string travels beside the form: it is re-serialised, never validated as text.
+    name = StringField(
+        "Save this view as",
+        validators=[
+            DataRequired("Name the view."),
+            Length(
+                max=list_actions.MAX_VIEW_NAME,
+                message=f"Use at most {list_actions.MAX_VIEW_NAME} characters.",
+            ),
+        ],
+    )
+
+
+@bp.app_template_global()
+def saved_views() -> list[SavedView]:
+    """The signed-in person's saved views, for the list page (asked for only there)."""
+    if not current_user.is_authenticated:
+        return []
+    return list_actions.views_of(current_user)
+
+
+def _list_url(query: str) -> str:
+    """The list with the filters `query` names: built from recognised filters only, so it
+    is always a local URL whatever was sent."""
+    return url_for("tickets.index", **list_actions.filters_from_query(query).as_args())
+
+
+@bp.route("/views", methods=["POST"])
+@permission_required(READ)
+def save_view() -> Response:
+    form = SaveViewForm()
+    query = request.form.get("query", "")
+    if form.validate():
+        try:
+            view = list_actions.save_view(current_user, form.name.data, query)
+        except ServiceError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            flash(f"View “{view.name}” saved.", "success")
+            return redirect_to(_list_url(view.query))
+    filters = list_actions.filters_from_query(query)
+    return list_page(filters, "save_view", 422, view_form=form)
+
+
+@bp.route("/views/<int:view_id>/delete", methods=["POST"])
+@permission_required(READ)
+def delete_view(view_id: int) -> Response:
+    view = list_actions.get_view_or_404(view_id, current_user)
+    name = view.name
+    list_actions.delete_view(view, current_user)
+    flash(f"View “{name}” deleted.", "success")
+    return redirect_to(_list_url(request.form.get("next", "")))
+
+
+def _ticket_ids(values: list[str]) -> list[int]:
+    """The well-formed ids among `values`; a malformed one cannot name a ticket."""
+    return [int(v) for v in values if v.isdigit() and 0 < len(v) <= 9 and int(v) > 0]
+
+
+@bp.route("/bulk", methods=["POST"])
+@permission_required(WORK)
+def bulk_update() -> Response:
+    values = request.form.getlist("ids")
+    if len(values) > list_actions.BULK_LIMIT:
+        return error_response(
+            422,
+            "Not done",
+            f"Choose at most {list_actions.BULK_LIMIT} tickets at a time "
+            f"({len(values)} were selected).",
+        )
+    ids = _ticket_ids(values)
+    if not ids:
+        return error_response(422, "Not done", "Choose at least one ticket.")
+    try:
+        change = list_actions.bulk_change(
+            request.form.get("action", ""), request.form.get("value", "")
+        )
+    except ServiceError as exc:
+        return error_response(422, "Not done", exc.message)
+    result = list_actions.bulk_update(ids, change, current_user)
+    what = change.description[:1].upper() + change.description[1:]
+    flash(f"{what}: {result.summary()}", _category(result))
+    return redirect_to(_list_url(request.form.get("next", "")))
+
+
+def _category(result: list_actions.BulkResult) -> str:
+    if not result.skipped:
+        return "success"
+    return "warning" if result.updated else "danger"

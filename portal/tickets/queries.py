@@ -1,22 +1,27 @@
 """The ticket list's query: filters from the query string, sorting, paging, counts.
-The list page, its htmx fragment and any export go through `tickets_query`."""
+The list page, its htmx fragment and any export go through `tickets_query`, which
+always starts from `visible()`: a search never widens what a person may see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 
 from ..extensions import db
 from ..paging import Page, paginate
 from ..users.models import User
+from . import search
 from .access import visible
 from .models import SLA_STATES, STATUSES, TYPES, Ticket
 from .setup_models import PRIORITIES
 
 PRIORITY_RANK = case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority)
 SORTS = {
+    # The default: best match first while searching (see tickets_query), and without
+    # search text every ticket matches alike, so the newest come first.
+    "relevance": (Ticket.id.desc(),),
     "newest": (Ticket.id.desc(),),
     "oldest": (Ticket.id.asc(),),
     "priority": (PRIORITY_RANK, Ticket.id.desc()),
@@ -33,8 +38,13 @@ def _int(value: Any) -> int | None:
     return number if 0 < number < 2**31 else None
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def ticket_number(q: str) -> int | None:
+    """The id that `T-000123` or `123` names, if `q` is one."""
+    digits = q.strip().upper().removeprefix("T-").lstrip("0")
+    # A ticket number is at most nine digits; longer digit strings are only text.
+    if digits.isdigit() and len(digits) <= 9:
+        return int(digits)
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class TicketFilters:
     mine: bool = False
     sla: str = ""
     q: str = ""
-    sort: str = "newest"
+    sort: str = "relevance"
     page: int = 1
 
     @classmethod
@@ -67,8 +77,8 @@ class TicketFilters:
             assignee=assignee if assignee == "none" or _int(assignee) else "",
             mine=args.get("mine", "") in ("1", "true", "on"),
             sla=pick("sla", SLA_STATES),
-            q=args.get("q", "").strip()[:200].replace("\x00", ""),
-            sort=pick("sort", tuple(SORTS)) or "newest",
+            q=args.get("q", "").replace("\x00", "").strip()[:200],
+            sort=pick("sort", tuple(SORTS)) or "relevance",
             page=min(_int(args.get("page")) or 1, 100_000),
         )
 
@@ -79,7 +89,7 @@ class TicketFilters:
         for key, value in values.items():
             if value in ("", None, False) or (key == "page" and value == 1):
                 continue
-            if key == "sort" and value == "newest":
+            if key == "sort" and value == "relevance":
                 continue
             out[key] = 1 if value is True else value
         return out
@@ -109,13 +119,27 @@ def tickets_query(filters: TicketFilters, user: User) -> Select[Any]:
     if filters.sla:
         stmt = stmt.where(Ticket.sla_state == filters.sla)
     if filters.q:
-        number = filters.q.upper().removeprefix("T-").lstrip("0")
-        pattern = f"%{_escape_like(filters.q.lower())}%"
-        text_match = func.lower(Ticket.subject).like(pattern, escape="\\")
-        # A ticket number is at most nine digits; longer digit strings are only text.
-        is_number = number.isdigit() and len(number) <= 9
-        stmt = stmt.where(or_(text_match, Ticket.id == int(number)) if is_number else text_match)
+        return _search(stmt, filters)
     return stmt.order_by(*SORTS[filters.sort])
+
+
+def _search(stmt: Select[Any], filters: TicketFilters) -> Select[Any]:
+    """Tickets whose text matches `q`, or the one it names by number. In the default
+    order: that ticket first, then the best text matches, then the newest."""
+    number = ticket_number(filters.q)
+    hits = search.ranked_matches(filters.q) if filters.sort == "relevance" else None
+    if hits is None:
+        text_match = search.match_clause(filters.q)
+    else:
+        stmt = stmt.outerjoin(hits, hits.c.ticket_id == Ticket.id)
+        text_match = hits.c.ticket_id.is_not(None)
+    stmt = stmt.where(text_match if number is None else or_(text_match, Ticket.id == number))
+    if hits is None:
+        return stmt.order_by(*SORTS[filters.sort])
+    order: list[ColumnElement[Any]] = []
+    if number is not None:
+        order.append(case((Ticket.id == number, 0), else_=1))
+    return stmt.order_by(*order, hits.c.score, Ticket.id.desc())
 
 
 def list_tickets(filters: TicketFilters, user: User) -> Page[Ticket]:
@@ -124,7 +148,9 @@ def list_tickets(filters: TicketFilters, user: User) -> Page[Ticket]:
 
 def status_counts(filters: TicketFilters, user: User) -> dict[str, int]:
     """How many tickets each status holds under the other filters (one query)."""
-    base = tickets_query(filters.without_status(), user).order_by(None).subquery()
+    # Counting needs no ranking: the plain match is the cheaper query for the same rows.
+    unranked = replace(filters.without_status(), sort="newest")
+    base = tickets_query(unranked, user).order_by(None).subquery()
     rows = db.session.execute(select(base.c.status, func.count()).group_by(base.c.status))
     counts = {status: 0 for status in STATUSES}
     counts.update({status: n for status, n in rows})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -38,14 +40,15 @@ def _workers() -> list[User]:
     )
 
 
-@bp.route("/")
-@permission_required(READ)
-def index() -> Response:
-    filters = TicketFilters.from_args(request.args)
+def list_page(
+    filters: TicketFilters, fragment: str = "results", status: int = 200, **extra: Any
+) -> Response:
+    """The ticket list page, or its `fragment` block for htmx (the results, or a form)."""
     works = services.can_work(current_user)
     return render(
         "tickets/list.html",
-        "results",
+        fragment,
+        status,
         page=list_tickets(filters, current_user),
         filters=filters,
         counts=status_counts(filters, current_user),
@@ -56,7 +59,14 @@ def index() -> Response:
         types=TYPES,
         sla_states=SLA_STATES,
         sorts=list(SORTS),
+        **extra,
     )
+
+
+@bp.route("/")
+@permission_required(READ)
+def index() -> Response:
+    return list_page(TicketFilters.from_args(request.args))
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -1,41 +1,31 @@
 """The migrations build exactly the models' schema, from an empty database."""
 
-import os
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from portal import create_app
 from portal.extensions import db
-from tests.conftest import TMP, settings_for_tests
+from portal.tickets.search import is_search_object
+from tests.conftest import fresh_database_url, settings_for_tests
 
 
-def _empty_database_url() -> str:
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
-        path = TMP / "migrations.db"
-        path.unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS portal_migrations_test"))
-        conn.execute(text("CREATE DATABASE portal_migrations_test"))
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + "/portal_migrations_test"
+def _not_search_object(name, type_, parent_names):  # type: ignore[no-untyped-def]
+    """The full-text search objects are built by hand per dialect (0004), not models."""
+    return not is_search_object(name if type_ == "table" else parent_names.get("table_name"))
 
 
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression")
 def test_migrations_match_the_models_and_downgrade_cleanly():
-    app = create_app(settings_for_tests(DATABASE_URL=_empty_database_url()))
+    app = create_app(settings_for_tests(DATABASE_URL=fresh_database_url("migrations")))
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": _not_search_object}
+            )
             differences = compare_metadata(context, db.metadata)
             catalog = (
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'users'"
@@ -43,7 +33,10 @@ def test_migrations_match_the_models_and_downgrade_cleanly():
                 else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'"
             )
             indexes = set(conn.execute(text(catalog)).scalars())
+            tables = set(inspect(conn).get_table_names())
         assert differences == [], differences
+        # Left out of the comparison, so checked here: the search index exists.
+        assert "ticket_search" in tables
         # Expression indexes are invisible to the comparison; check them by name.
         assert "ix_users_name_lower" in indexes
 
