@@ -82,7 +82,9 @@ def _register_blueprints(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from .audits.cli import audits_cli
     from .ops.cli import ops_cli, scheduler_command, worker_command
+    from .tickets.cli import tickets_cli
     from .users.cli import users_cli
 
-    for command in (audits_cli, ops_cli, users_cli, worker_command, scheduler_command):
+    commands = (audits_cli, ops_cli, tickets_cli, users_cli, worker_command, scheduler_command)
+    for command in commands:
         app.cli.add_command(command)
