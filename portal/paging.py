@@ -41,9 +41,13 @@ class Page(Generic[T]):
         return min(self.total, self.page * self.per_page)
 
 
-def paginate(stmt: Select[Any], page: int, per_page: int = PER_PAGE) -> Page[Any]:
-    """Two queries whatever the page: the count and the rows."""
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+def paginate(
+    stmt: Select[Any], page: int, per_page: int = PER_PAGE, total: int | None = None
+) -> Page[Any]:
+    """Two queries whatever the page: the count (unless the caller knows it) and the rows."""
+    if total is None:
+        count = select(func.count()).select_from(stmt.order_by(None).subquery())
+        total = db.session.scalar(count) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     items = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))

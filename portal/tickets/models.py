@@ -63,6 +63,8 @@ class Ticket(db.Model):
     __table_args__ = (
         Index("ix_tickets_status_priority", "status", "priority"),
         Index("ix_tickets_team_status", "team_id", "status"),
+        # Team + priority filters with their per-status counts, read from the index alone.
+        Index("ix_tickets_team_priority_status", "team_id", "priority", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_requester_created", "requester_id", "created_at"),
         Index("ix_tickets_sla_state", "sla_state"),

@@ -14,7 +14,7 @@ from ..paging import Page, paginate
 from ..users.models import User
 from . import search
 from .access import visible
-from .models import SLA_STATES, STATUSES, TYPES, Ticket
+from .models import OPEN_STATUSES, SLA_STATES, STATUSES, TYPES, Ticket
 from .setup_models import PRIORITIES
 
 PRIORITY_RANK = case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority)
@@ -101,7 +101,7 @@ class TicketFilters:
 def tickets_query(filters: TicketFilters, user: User) -> Select[Any]:
     stmt = visible(select(Ticket), user)
     if filters.status == "open":
-        stmt = stmt.where(Ticket.status.in_(("new", "assigned", "in_progress", "pending")))
+        stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES))
     elif filters.status:
         stmt = stmt.where(Ticket.status == filters.status)
     if filters.priority:
@@ -142,8 +142,28 @@ def _search(stmt: Select[Any], filters: TicketFilters) -> Select[Any]:
     return stmt.order_by(*order, hits.c.score, Ticket.id.desc())
 
 
-def list_tickets(filters: TicketFilters, user: User) -> Page[Ticket]:
-    return paginate(tickets_query(filters, user), filters.page)
+# Above this many matches a search lists newest first instead of ranking them all.
+RANK_AT_MOST = 2000
+
+
+def list_tickets(
+    filters: TicketFilters, user: User, counts: dict[str, int] | None = None
+) -> Page[Ticket]:
+    """A page of the list. Given the status counts, its total comes from them, which
+    spares a second count over the same rows."""
+    total = None if counts is None else total_from_counts(filters, counts)
+    if filters.sort == "relevance" and filters.q and total is not None and total > RANK_AT_MOST:
+        # Ranking thousands of matches costs far more than it tells: newest first instead.
+        filters = replace(filters, sort="newest")
+    return paginate(tickets_query(filters, user), filters.page, total=total)
+
+
+def total_from_counts(filters: TicketFilters, counts: dict[str, int]) -> int:
+    if filters.status == "open":
+        return sum(counts[s] for s in OPEN_STATUSES)
+    if filters.status:
+        return counts[filters.status]
+    return sum(counts.values())
 
 
 def status_counts(filters: TicketFilters, user: User) -> dict[str, int]:

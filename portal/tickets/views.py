@@ -45,13 +45,14 @@ def list_page(
 ) -> Response:
     """The ticket list page, or its `fragment` block for htmx (the results, or a form)."""
     works = services.can_work(current_user)
+    counts = status_counts(filters, current_user)
     return render(
         "tickets/list.html",
         fragment,
         status,
-        page=list_tickets(filters, current_user),
+        page=list_tickets(filters, current_user, counts),
         filters=filters,
-        counts=status_counts(filters, current_user),
+        counts=counts,
         teams=_teams(),
         workers=_workers() if works else [],
         statuses=STATUSES,
