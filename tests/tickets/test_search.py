@@ -277,6 +277,17 @@ def test_best_matches_come_first_unless_another_order_is_chosen(client, agent, r
     assert '<option value="relevance" selected>Best match</option>' in page
 
 
+def test_searches_with_many_matches_list_newest_first(client, agent, requester, monkeypatch):
+    in_subject = _file(requester, "Zeppelin dashboard is blank", "")
+    in_reply = _file(requester, "Dashboard question", "Which one?")
+    services.add_reply(in_reply, agent, "The zeppelin one, I guess")
+    assert _found(client, "zeppelin") == [in_subject.id, in_reply.id]
+    # Past the ranking limit the same search lists newest first: ranking every one of
+    # thousands of matches would cost more than it tells.
+    monkeypatch.setattr("portal.tickets.queries.RANK_AT_MOST", 1)
+    assert _found(client, "zeppelin") == [in_reply.id, in_subject.id]
+
+
 def test_queries_are_quoted_capped_and_prefixed():
     assert terms('Printer\'s "jam" (floor-3) *') == ["Printer", "s", "jam", "floor", "3"]
     assert terms("a b A c") == ["a", "b", "c"]
