@@ -24,14 +24,14 @@ from sqlalchemy import func, select
 
 from portal.audits.models import AuditEvent
 from portal.extensions import db
-from portal.mail import OutboxMessage
 from portal.tickets import services as ticket_services
-from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from portal.tickets.models import Ticket
 from portal.tickets.setup_models import Team
 from portal.timeutil import utcnow
 from portal.users import links, services
 from portal.users.auth import LOGIN_FAILED_MESSAGE
-from portal.users.models import Invitation, PasswordReset, User, UserSession
+from portal.users.models import Invitation, PasswordReset, User
+from tests.conftest import row_counts
 from tests.factories import PASSWORD, make_user
 
 SCRIPT = "<script>alert(1)</script>"
@@ -58,26 +58,6 @@ BAD_VALUES: list[tuple[str, str | list[str]]] = [
     ("huge_number", "9" * 25),
 ]
 assert len(LONG_EMAIL) == 260
-
-COUNTED = {
-    "audit_events": AuditEvent,
-    "users": User,
-    "invitations": Invitation,
-    "password_resets": PasswordReset,
-    "user_sessions": UserSession,
-    "outbox": OutboxMessage,
-    "tickets": Ticket,
-    "ticket_replies": TicketReply,
-    "ticket_changes": TicketChange,
-    "sla_events": SlaEvent,
-}
-
-
-def row_counts() -> dict[str, int]:
-    return {
-        name: db.session.scalar(select(func.count()).select_from(model)) or 0
-        for name, model in COUNTED.items()
-    }
 
 
 def last_event_id() -> int:

@@ -23,27 +23,23 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.routing import Rule
 
 from portal import create_app, security
-from portal.audits.models import AuditEvent
 from portal.extensions import db
 from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
 from portal.tickets import services as ticket_services
 from portal.tickets.attachments import add_attachment
-from portal.tickets.extra_models import SavedView, TicketAttachment
-from portal.tickets.models import SlaEvent, Ticket, TicketChange, TicketReply
+from portal.tickets.extra_models import SavedView
 from portal.tickets.setup_models import (
-    Category,
     Holiday,
     RoutingRule,
     SlaCalendar,
     SlaPolicy,
     Team,
-    team_members,
 )
 from portal.timeutil import utcnow
 from portal.users import auth, links, services
-from portal.users.models import Invitation, PasswordReset, User, UserSession
-from tests.conftest import csrf_token_from, settings_for_tests
+from portal.users.models import PasswordReset, User
+from tests.conftest import csrf_token_from, row_counts, settings_for_tests
 from tests.factories import make_user, sign_in_client
 
 ROLES = [r.value for r in Role]
@@ -51,27 +47,6 @@ ANONYMOUS = "anonymous"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # HEAD and OPTIONS are answered by Flask itself from GET / the rule's methods.
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
-COUNTED = {
-    "audit_events": AuditEvent,
-    "users": User,
-    "invitations": Invitation,
-    "password_resets": PasswordReset,
-    "user_sessions": UserSession,
-    "outbox": OutboxMessage,
-    "tickets": Ticket,
-    "ticket_replies": TicketReply,
-    "ticket_changes": TicketChange,
-    "sla_events": SlaEvent,
-    "ticket_attachments": TicketAttachment,
-    "teams": Team,
-    "team_members": team_members,
-    "categories": Category,
-    "routing_rules": RoutingRule,
-    "sla_policies": SlaPolicy,
-    "sla_calendars": SlaCalendar,
-    "holidays": Holiday,
-    "saved_views": SavedView,
-}
 
 
 def _rules() -> list[Rule]:
@@ -113,13 +88,6 @@ WRITE_CASES = [
 
 def _rule(app: Flask, endpoint: str) -> Rule:
     return next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
-
-
-def row_counts() -> dict[str, int]:
-    return {
-        name: db.session.scalar(select(func.count()).select_from(model)) or 0
-        for name, model in COUNTED.items()
-    }
 
 
 # -- the objects URL parameters name ---------------------------------------------------------
