@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from .. import jobs
-from ..audits import record
+from ..audits import diff, record
 from ..errors import Conflict, ServiceError
 from ..extensions import db
 from ..timeutil import utcnow
@@ -75,7 +75,7 @@ def update_team(team: Team, name: str, lead: User | None, level: str | None, act
         "escalation_level": team.escalation_level,
     }
     if before != after:
-        record("team.updated", actor, team, **_diff(before, after))
+        record("team.updated", actor, team, **diff(before, after))
     jobs.commit()
 
 
@@ -162,7 +162,7 @@ def save_rule(
         before = {k: getattr(rule, k) for k in values}
         for key, value in values.items():
             setattr(rule, key, value)
-        record("routing_rule.updated", actor, rule, **_diff(before, values))
+        record("routing_rule.updated", actor, rule, **diff(before, values))
     jobs.commit()
     return rule
 
@@ -213,7 +213,7 @@ def update_policy(
     }
     if before == after:
         return
-    record("sla_policy.updated", actor, policy, priority=policy.priority, **_diff(before, after))
+    record("sla_policy.updated", actor, policy, priority=policy.priority, **diff(before, after))
     jobs.after_commit(apply_policy_change, policy.priority)
     jobs.commit()
 
@@ -258,7 +258,7 @@ def update_calendar(
         "day_start": day_start.isoformat(),
         "day_end": day_end.isoformat(),
     }
-    record("sla_calendar.updated", actor, calendar, **_diff(before, after))
+    record("sla_calendar.updated", actor, calendar, **diff(before, after))
     jobs.after_commit(retime_open_tickets)
     jobs.commit()
 
@@ -281,11 +281,6 @@ def remove_holiday(holiday: Holiday, actor: User) -> None:
     db.session.delete(holiday)
     jobs.after_commit(retime_open_tickets)
     jobs.commit()
-
-
-def _diff(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
-    keys = [k for k in after if before.get(k) != after.get(k)]
-    return {"before": {k: before.get(k) for k in keys}, "after": {k: after[k] for k in keys}}
 
 
 def _open_tickets(priority: str | None = None):  # type: ignore[no-untyped-def]

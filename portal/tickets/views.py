@@ -64,6 +64,10 @@ def list_page(
     )
 
 
+def _assignee_choices() -> list[tuple[str, str]]:
+    return [("", "Unassigned"), *((str(u.id), u.name) for u in _workers())]
+
+
 @bp.route("/")
 @permission_required(READ)
 def index() -> Response:
@@ -107,9 +111,7 @@ def detail_context(ticket, **forms):  # type: ignore[no-untyped-def]
     }
     if works:
         assign_form = forms.get("assign_form") or AssignForm(assignee=str(ticket.assignee_id or ""))
-        assign_form.assignee.choices = [("", "Unassigned")] + [
-            (str(u.id), u.name) for u in _workers()
-        ]
+        assign_form.assignee.choices = _assignee_choices()
         fields_form = forms.get("fields_form") or FieldsForm(
             priority=ticket.priority,
             team=str(ticket.team_id or ""),
@@ -185,7 +187,7 @@ def change_status(ticket_id: int) -> Response:
 def assign(ticket_id: int) -> Response:
     ticket = get_ticket_or_404(ticket_id, current_user)
     form = AssignForm()
-    form.assignee.choices = [("", "Unassigned")] + [(str(u.id), u.name) for u in _workers()]
+    form.assignee.choices = _assignee_choices()
     if not form.validate():
         return error_response(422, "Not done", "Choose one of the listed people.")
     assignee = db.session.get(User, int(form.assignee.data)) if form.assignee.data else None
