@@ -26,7 +26,7 @@ from portal.audits.models import AuditEvent
 from portal.extensions import db
 from portal.tickets import services as ticket_services
 from portal.tickets.models import Ticket
-from portal.tickets.setup_models import Team
+from portal.tickets.setup_models import Category, Team
 from portal.timeutil import utcnow
 from portal.users import links, services
 from portal.users.auth import LOGIN_FAILED_MESSAGE
@@ -242,6 +242,18 @@ def _bulk_update(env: Env) -> tuple[str, dict[str, str]]:
     return "/tickets/bulk", {"ids": str(ticket.id), "action": "priority", "value": "priority:high"}
 
 
+def _edit_category(env: Env) -> tuple[str, dict[str, str]]:
+    env.as_role("admin")
+    with env.request_context():
+        category = db.session.scalar(select(Category).where(Category.name == "Outage"))
+        team = db.session.scalar(select(Team).where(Team.name == "Engineering"))
+        assert category is not None and team is not None
+        return f"/tickets/setup/categories/{category.id}", {
+            "name": "Outages and incidents",
+            "team": str(team.id),
+        }
+
+
 # Long enough, varied enough, not common: these pass the password policy.
 GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
 # Odd, but text a person may type as their name.
@@ -343,6 +355,14 @@ FORMS = [
         echoes={"name"},
     ),
     Form("bulk_update", ["ids", "action", "value"], _bulk_update, message_at_field=False),
+    Form(
+        "edit_category",
+        ["name", "team"],
+        _edit_category,
+        # No default team is a choice of its own ("—").
+        accepts={"name": GOOD_AS_NAME, "team": {"empty"}},
+        echoes={"name"},
+    ),
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
 
@@ -362,6 +382,7 @@ REPEATED_FIRST_IS_VALID = {
     ("incident_review", "review-root_cause"),
     ("action_item", "action-description"),
     ("save_view", "name"),
+    ("edit_category", "name"),
 }
 
 
@@ -500,6 +521,11 @@ def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> Non
     elif form_name == "accept_invitation":
         user = db.session.scalar(select(User).where(User.email == "invitee@example.com"))
         assert user is not None and user.name == first
+    elif form_name == "edit_category":
+        renamed = db.session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "category.updated")
+        )
+        assert renamed is not None and renamed.data["after"]["name"] == first
     elif form_name in (
         "new_ticket",
         "ticket_reply",

@@ -30,6 +30,7 @@ from portal.tickets import services as ticket_services
 from portal.tickets.attachments import add_attachment
 from portal.tickets.extra_models import SavedView
 from portal.tickets.setup_models import (
+    Category,
     Holiday,
     RoutingRule,
     SlaCalendar,
@@ -106,6 +107,7 @@ class World:
     ticket_id: int
     attachment_id: int
     team_id: int
+    category_id: int
     rule_id: int
     policy_id: int
     calendar_id: int
@@ -123,6 +125,7 @@ class World:
             "ticket_id": self.ticket_id,
             "attachment_id": self.attachment_id,
             "team_id": self.team_id,
+            "category_id": self.category_id,
             "rule_id": self.rule_id,
             "policy_id": self.policy_id,
             "calendar_id": self.calendar_id,
@@ -182,6 +185,7 @@ def build_world(app: Flask) -> World:
             ticket_id=ticket.id,
             attachment_id=attachment.id,
             team_id=db.session.scalar(select(Team.id).order_by(Team.id)),
+            category_id=db.session.scalar(select(Category.id).order_by(Category.id)),
             rule_id=db.session.scalar(select(RoutingRule.id).order_by(RoutingRule.position)),
             policy_id=db.session.scalar(select(SlaPolicy.id).order_by(SlaPolicy.id)),
             calendar_id=calendar.id,
@@ -288,6 +292,7 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
             "add_member",
             "remove_member",
             "categories",
+            "category",
             "routing",
             "rule",
             "move_rule",

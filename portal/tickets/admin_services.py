@@ -102,17 +102,23 @@ def remove_member(team: Team, user: User, actor: User) -> None:
 
 def save_category(category: Category | None, name: str, team: Team | None, actor: User) -> Category:
     if category is None:
-        category = Category(name=_name_free(Category, name))
+        category = Category(name=_name_free(Category, name), team_id=team.id if team else None)
         db.session.add(category)
-        action = "category.created"
-    else:
-        category.name = _name_free(Category, name, category.id)
-        action = "category.updated"
-    category.team_id = team.id if team else None
-    db.session.flush()
-    record(
-        action, actor, category, after={"name": category.name, "team": team.name if team else None}
-    )
+        db.session.flush()
+        record(
+            "category.created",
+            actor,
+            category,
+            after={"name": category.name, "team": team.name if team else None},
+        )
+        jobs.commit()
+        return category
+    before = {"name": category.name, "team": category.team.name if category.team else None}
+    category.name = _name_free(Category, name, category.id)
+    category.team = team
+    after = {"name": category.name, "team": team.name if team else None}
+    if before != after:
+        record("category.updated", actor, category, **diff(before, after))
     jobs.commit()
     return category
 

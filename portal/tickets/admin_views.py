@@ -175,6 +175,21 @@ def categories() -> Response:
     )
 
 
+@bp.route("/categories/<int:category_id>", methods=["GET", "POST"])
+@permission_required(MANAGE)
+def category(category_id: int) -> Response:
+    row: Category = _get(Category, category_id)
+    if request.method == "POST":
+        form = _category_form()
+        if form.validate():
+            team = db.session.get(Team, int(form.team.data)) if form.team.data else None
+            if _attempt(form, lambda: admin.save_category(row, form.name.data, team, current_user)):
+                return _done("desk_admin.categories", f"Category {row.name} saved.")
+        return render("tickets/admin/category.html", None, 422, form=form, category=row)
+    form = _category_form(CategoryForm(name=row.name, team=str(row.team_id or "")))
+    return render("tickets/admin/category.html", form=form, category=row)
+
+
 def _rule_form(form: RuleForm) -> RuleForm:
     form.team.choices = _choices(_all(Team, Team.name))
     form.category.choices = _choices(_all(Category, Category.name), "—")

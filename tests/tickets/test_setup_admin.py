@@ -2,11 +2,21 @@
 
 from datetime import date
 
+import pytest
+
 from portal.audits.models import AuditEvent
 from portal.extensions import db
 from portal.tickets import services
 from portal.tickets.models import SlaEvent, Ticket
-from portal.tickets.setup_models import Holiday, RoutingRule, SlaCalendar, SlaPolicy, Team
+from portal.tickets.setup_models import (
+    Category,
+    Holiday,
+    RoutingRule,
+    SlaCalendar,
+    SlaPolicy,
+    Team,
+)
+from tests.conftest import csrf_token_from
 from tests.factories import make_user
 
 
@@ -16,6 +26,14 @@ def _actions():
 
 def _team(name):
     return db.session.scalar(db.select(Team).where(Team.name == name))
+
+
+def _category(name):
+    return db.session.scalar(db.select(Category).where(Category.name == name))
+
+
+def _events(action):
+    return list(db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def test_only_admins_open_the_setup(client, as_role):
@@ -207,3 +225,115 @@ def test_calendar_and_holidays(client, as_role):
         "sla_calendar.holiday_removed",
     } <= _actions()
     assert db.session.scalar(db.select(db.func.count()).select_from(Ticket)) == 0
+
+
+def test_admin_edits_a_category(client, as_role):
+    as_role("admin")
+    category = _category("Access and sign-in")
+    url = f"/tickets/setup/categories/{category.id}"
+    listing = client.get("/tickets/setup/categories")
+    assert f'href="{url}"' in listing.text
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'value="Access and sign-in"' in page.text
+    assert f'<option selected value="{category.team_id}">Authentication</option>' in page.text
+    assert 'href="/tickets/setup/categories">Cancel</a>' in page.text
+
+    billing = _team("Billing")
+    saved = client.post(url, data={"name": "Sign-in and MFA", "team": billing.id})
+    assert saved.status_code == 302
+    assert saved.headers["Location"].endswith("/tickets/setup/categories")
+    listing = client.get("/tickets/setup/categories")
+    assert "Category Sign-in and MFA saved." in listing.text
+    assert "Sign-in and MFA" in listing.text and "Access and sign-in" not in listing.text
+    db.session.refresh(category)
+    assert (category.name, category.team_id) == ("Sign-in and MFA", billing.id)
+    [event] = _events("category.updated")
+    assert (event.target_type, event.target_id) == ("category", str(category.id))
+    assert event.data == {
+        "before": {"name": "Access and sign-in", "team": "Authentication"},
+        "after": {"name": "Sign-in and MFA", "team": "Billing"},
+    }
+
+    # Only what changed is recorded; saving the same values again records nothing.
+    assert client.post(url, data={"name": "Sign-in and MFA", "team": ""}).status_code == 302
+    unchanged = client.post(url, data={"name": "Sign-in and MFA", "team": ""})
+    assert unchanged.status_code == 302
+    assert [e.data for e in _events("category.updated")][1:] == [
+        {"before": {"team": "Billing"}, "after": {"team": None}}
+    ]
+    # htmx follows the redirect itself.
+    hx = client.post(url, data={"name": "Sign-in", "team": ""}, headers={"HX-Request": "true"})
+    assert hx.status_code == 200
+    assert hx.headers["HX-Redirect"].endswith("/tickets/setup/categories")
+
+
+def test_category_name_must_stay_unique(client, as_role):
+    as_role("admin")
+    category = _category("Outage")
+    technical = _team("Technical")
+    response = client.post(
+        f"/tickets/setup/categories/{category.id}",
+        data={"name": "  billing ", "team": technical.id},
+    )
+    assert response.status_code == 422
+    assert "“billing” exists already." in response.text
+    assert 'id="name-error"' in response.text
+    db.session.expire_all()
+    assert _category("Outage").team_id == technical.id
+    assert _events("category.updated") == []
+    # Keeping its own name in another case is no clash.
+    renamed = client.post(
+        f"/tickets/setup/categories/{category.id}", data={"name": "OUTAGE", "team": technical.id}
+    )
+    assert renamed.status_code == 302
+
+
+def test_category_edit_refuses_bad_input(client, as_role):
+    as_role("admin")
+    category = _category("Billing")
+    url = f"/tickets/setup/categories/{category.id}"
+    empty = client.post(url, data={"name": "  ", "team": ""})
+    assert empty.status_code == 422 and "Give it a name." in empty.text
+    no_team = client.post(url, data={"name": "Billing", "team": "999999"})
+    assert no_team.status_code == 422 and 'id="team-error"' in no_team.text
+    db.session.expire_all()
+    assert (_category("Billing").team_id, _events("category.updated")) == (
+        _team("Billing").id,
+        [],
+    )
+
+
+def test_missing_category_is_404(client, as_role):
+    as_role("admin")
+    assert client.get("/tickets/setup/categories/999999").status_code == 404
+    missing = client.post("/tickets/setup/categories/999999", data={"name": "Ghost", "team": ""})
+    assert missing.status_code == 404
+    assert _category("Ghost") is None
+
+
+@pytest.mark.parametrize("role", ["agent", "requester"])
+def test_only_admins_edit_categories(client, as_role, role):
+    as_role(role)
+    category = _category("Outage")
+    url = f"/tickets/setup/categories/{category.id}"
+    assert client.get(url).status_code == 403
+    assert client.post(url, data={"name": "Hijacked", "team": ""}).status_code == 403
+    db.session.expire_all()
+    assert _category("Outage") is not None and _category("Hijacked") is None
+    assert _events("category.updated") == []
+
+
+def test_category_edit_needs_the_csrf_token(client, as_role, csrf):
+    as_role("admin")
+    category = _category("General question")
+    url = f"/tickets/setup/categories/{category.id}"
+    refused = client.post(url, data={"name": "Forged", "team": ""})
+    assert refused.status_code == 400
+    assert "The form expired or was not sent from the portal" in refused.text
+    db.session.expire_all()
+    assert _category("Forged") is None and _events("category.updated") == []
+    token = csrf_token_from(client.get(url).text)
+    accepted = client.post(url, data={"name": "Questions", "team": "", "csrf_token": token})
+    assert accepted.status_code == 302
+    assert "Questions" in client.get("/tickets/setup/categories").text
