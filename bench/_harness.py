@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +49,8 @@ class Database:
         return self.url
 
 
-def prepare_postgres(url: str) -> Database:
-    """Drop and recreate the (local, *bench*-named) database the URL names."""
-    import psycopg
-    from psycopg import sql
+def _bench_database(url: str) -> tuple[str, Any]:
+    """The database name and the admin URL, refusing anything but a local *bench* one."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -60,7 +59,28 @@ def prepare_postgres(url: str) -> Database:
     name = parsed.database or ""
     if "bench" not in name:
         sys.exit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin_url = parsed.set(drivername="postgresql", database="postgres")
+    return name, parsed.set(drivername="postgresql", database="postgres")
+
+
+def existing_postgres(url: str) -> Database:
+    """The (local, *bench*-named) database a previous run left, as it is."""
+    import psycopg
+
+    name, admin_url = _bench_database(url)
+    with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if found is None:
+        sys.exit(f"no database {name!r} to reuse: run once without --reuse")
+    return Database(url, "postgresql", version)
+
+
+def prepare_postgres(url: str) -> Database:
+    """Drop and recreate the (local, *bench*-named) database the URL names."""
+    import psycopg
+    from psycopg import sql
+
+    name, admin_url = _bench_database(url)
     with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         conn.execute(

@@ -37,6 +37,7 @@ from _harness import (
     Server,
     client_levels,
     describe_machine,
+    existing_postgres,
     free_port,
     migrate,
     portal_env,
@@ -56,23 +57,18 @@ SEED = 20261122
 DETAIL_SAMPLE = 2000
 
 
-def seed(
-    db: Database, env: dict[str, str], count: int, agent_password: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def seed(db: Database, env: dict[str, str], count: int, agent_password: str) -> dict[str, Any]:
     """The demo tickets through portal.tickets.demo, in this process, then one agent to
-    sign in as. Returns the seeding figures and what the scenarios need."""
-    from sqlalchemy import func, insert, select, text
+    sign in as. Returns the seeding figures."""
+    from sqlalchemy import insert, text
 
-    from portal import create_app
     from portal.extensions import db as portal_db
-    from portal.tickets.demo import SEARCH_WORDS, seed_tickets
-    from portal.tickets.models import OPEN_STATUSES, Ticket
+    from portal.tickets.demo import seed_tickets
     from portal.timeutil import utcnow
     from portal.users.models import User
     from portal.users.passwords import hash_password
 
-    names = ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "STORAGE_DIR", "REDIS_URL", "MAIL_SERVER")
-    app = create_app({name: env[name] for name in names})
+    app = portal_app(env)
     step = max(count // 10, 1)
     shown = [0]
 
@@ -110,20 +106,8 @@ def seed(
             with portal_db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))
         vacuumed = time.perf_counter() - vacuumed
-        open_high = (
-            select(Ticket.team_id, func.count())
-            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.priority == "high")
-            .group_by(Ticket.team_id)
-            .order_by(func.count().desc())
-            .limit(1)
-        )
-        team_id, _ = portal_db.session.execute(open_high).one()
-        low, high = portal_db.session.execute(
-            select(func.min(Ticket.id), func.max(Ticket.id))
-        ).one()
         portal_db.session.remove()
         portal_db.engine.dispose()
-    rng = random.Random(SEED)
     figures = {
         "tickets": summary.tickets,
         "seconds": round(summary.seconds, 2),
@@ -137,12 +121,55 @@ def seed(
         "by_status": summary.by_status,
         "vacuum_analyze_seconds": round(vacuumed, 2),
     }
-    targets = {
+    return figures
+
+
+def portal_app(env: dict[str, str]) -> Any:
+    from portal import create_app
+
+    names = ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "STORAGE_DIR", "REDIS_URL", "MAIL_SERVER")
+    return create_app({name: env[name] for name in names})
+
+
+def targets_for(env: dict[str, str], agent_password: str | None = None) -> dict[str, Any]:
+    """What the scenarios need from the seeded data; with a password, (re)sets the bench
+    agent's, so a kept database can be measured again without seeding it again."""
+    from sqlalchemy import func, select, update
+
+    from portal.extensions import db as portal_db
+    from portal.tickets.demo import SEARCH_WORDS
+    from portal.tickets.models import OPEN_STATUSES, Ticket
+    from portal.users.models import User
+    from portal.users.passwords import hash_password
+
+    with portal_app(env).app_context():
+        session = portal_db.session
+        if agent_password is not None:
+            changed = session.execute(
+                update(User)
+                .where(User.email == AGENT_EMAIL)
+                .values(password_hash=hash_password(agent_password), must_change_password=False)
+            ).rowcount
+            if not changed:
+                sys.exit(f"no {AGENT_EMAIL} in this database: run once without --reuse")
+            session.commit()
+        open_high = (
+            select(Ticket.team_id, func.count())
+            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.priority == "high")
+            .group_by(Ticket.team_id)
+            .order_by(func.count().desc())
+            .limit(1)
+        )
+        team_id, _ = session.execute(open_high).one()
+        low, high = session.execute(select(func.min(Ticket.id), func.max(Ticket.id))).one()
+        session.remove()
+        portal_db.engine.dispose()
+    rng = random.Random(SEED)
+    return {
         "team_id": team_id,
         "words": SEARCH_WORDS,
         "ids": [rng.randint(low, high) for _ in range(DETAIL_SAMPLE)],
     }
-    return figures, targets
 
 
 def probe(port: int, scenario: Scenario) -> str:
@@ -210,6 +237,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="", help="comma-separated scenario keys to run: list,filter,search,detail"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the PostgreSQL database the last run left, without seeding it again",
+    )
     parser.add_argument("--json", dest="json_path", default="", help="also write figures here")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (SQLite database, gunicorn log)"
@@ -223,6 +255,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--clients must be positive and --seconds above 0")
     if args.tickets < 1:
         parser.error("--tickets must be at least 1")
+    if args.reuse and args.sqlite:
+        parser.error("--reuse works on PostgreSQL only (the SQLite file is temporary)")
     if not args.sqlite and not args.database_url.startswith("postgresql://"):
         parser.error("--database-url must be a postgresql:// URL (or use --sqlite)")
     return args
@@ -240,25 +274,35 @@ def main(argv: list[str] | None = None) -> int:
             import sqlite3
 
             db = Database(f"sqlite:///{tmp / 'bench.db'}", "sqlite", sqlite3.sqlite_version)
+        elif args.reuse:
+            db = existing_postgres(args.database_url)
         else:
             db = prepare_postgres(args.database_url)
         port = free_port()
         env = portal_env(db, tmp, port)
         cores, usable, load_start = describe_machine(db)
 
-        migrated = migrate(env)
-        print(f"migrations: {migrated:.2f} s")
         agent_password = "bench-" + secrets.token_urlsafe(16)
-        print(f"seeding   : {args.tickets:,} tickets through portal.tickets.demo", flush=True)
-        figures, targets = seed(db, env, args.tickets, agent_password)
-        print(
-            f"seeded    : {figures['tickets']:,} tickets in {figures['seconds']:.1f} s "
-            f"({figures['tickets_per_second']:,.0f} tickets/s): {figures['replies']:,} replies, "
-            f"{figures['changes']:,} field changes, {figures['sla_events']:,} SLA events"
-        )
-        print(f"statuses  : {figures['by_status']}")
-        if db.kind == "postgresql":
-            print(f"vacuum    : VACUUM ANALYZE in {figures['vacuum_analyze_seconds']:.1f} s")
+        figures: dict[str, Any] = {}
+        migrated = 0.0
+        if args.reuse:
+            targets = targets_for(env, agent_password)
+            print(f"reused    : {db.url} as the last run left it (no seeding)")
+        else:
+            migrated = migrate(env)
+            print(f"migrations: {migrated:.2f} s")
+            print(f"seeding   : {args.tickets:,} tickets through portal.tickets.demo", flush=True)
+            figures = seed(db, env, args.tickets, agent_password)
+            targets = targets_for(env)
+            print(
+                f"seeded    : {figures['tickets']:,} tickets in {figures['seconds']:.1f} s "
+                f"({figures['tickets_per_second']:,.0f} tickets/s): "
+                f"{figures['replies']:,} replies, {figures['changes']:,} field changes, "
+                f"{figures['sla_events']:,} SLA events"
+            )
+            print(f"statuses  : {figures['by_status']}")
+            if db.kind == "postgresql":
+                print(f"vacuum    : VACUUM ANALYZE in {figures['vacuum_analyze_seconds']:.1f} s")
 
         server = Server(env, port, args.workers, tmp / "gunicorn.log", args.threads)
         booted = server.wait_healthy()
