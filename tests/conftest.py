@@ -23,7 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, func, select, text
 
-from portal import create_app
+from portal import cache, create_app
 from portal.extensions import db, limiter
 
 from .factories import make_user, sign_in_client
@@ -119,6 +119,7 @@ def _transaction(app: Flask) -> Iterator[None]:
         engines[None] = connection  # every session of this test joins the transaction
         db.session.remove()
         limiter.reset()
+        cache.clear()  # values cached by the last test describe rows rolled back since
         try:
             yield
         finally:

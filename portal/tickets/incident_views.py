@@ -21,7 +21,7 @@ from ..forms import PortalForm
 from ..security import Permission, permission_required
 from ..users.models import User
 from ..web import error_response, is_htmx, redirect_to, render
-from . import incidents, services
+from . import incidents, services, ticket_cache
 from .access import get_ticket_or_404
 from .extra_models import ActionItem, IncidentReview
 from .forms import MAX_TEXT
@@ -126,23 +126,25 @@ def incident_panel(
 
 
 @bp.app_template_global()
-def incident_severity(ticket: Ticket) -> str:
-    return incidents.severity(ticket)
-
-
-@bp.app_template_global()
 def open_major_incidents() -> list[Ticket]:
     """The banner's incidents: none for signed-out visitors (the sign-in page asks nothing
     of the database for them)."""
     if not current_user.is_authenticated:
         return []
     try:
-        return incidents.open_major_incidents(current_user)
+        return ticket_cache.major_incidents(current_user, _banner_incidents)
     except SQLAlchemyError:
         # Every page, error pages included, shows the banner: it must not take them down.
         log.exception("the open-incident banner could not be loaded")
         db.session.rollback()
         return []
+
+
+def _banner_incidents() -> list[dict[str, Any]]:
+    return [
+        {"id": t.id, "number": t.number, "subject": t.subject, "severity": incidents.severity(t)}
+        for t in incidents.open_major_incidents(current_user)
+    ]
 
 
 def _invalid(ticket: Ticket, **forms: Any) -> Response:

@@ -8,14 +8,15 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy.orm import defer, joinedload, raiseload
 
 from ..extensions import db
 from ..paging import Page, paginate
 from ..users.models import User
-from . import search
+from . import search, ticket_cache
 from .access import visible
 from .models import OPEN_STATUSES, SLA_STATES, STATUSES, TYPES, Ticket
-from .setup_models import PRIORITIES
+from .setup_models import PRIORITIES, Team
 
 PRIORITY_RANK = case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority)
 SORTS = {
@@ -142,6 +143,17 @@ def _search(stmt: Select[Any], filters: TicketFilters) -> Select[Any]:
     return stmt.order_by(*order, hits.c.score, Ticket.id.desc())
 
 
+# What a list row shows, and no more: the description and the requester and category rows
+# would be read for every row and never shown (raiseload: a template that starts to use
+# them fails its tests instead of asking once per row).
+LIST_LOADS = (
+    defer(Ticket.description, raiseload=True),
+    joinedload(Ticket.team).load_only(Team.id, Team.name),
+    joinedload(Ticket.assignee).load_only(User.id, User.name),
+    raiseload(Ticket.requester),
+    raiseload(Ticket.category),
+)
+
 # Above this many matches a search lists newest first instead of ranking them all.
 RANK_AT_MOST = 2000
 
@@ -155,7 +167,7 @@ def list_tickets(
     if filters.sort == "relevance" and filters.q and total is not None and total > RANK_AT_MOST:
         # Ranking thousands of matches costs far more than it tells: newest first instead.
         filters = replace(filters, sort="newest")
-    return paginate(tickets_query(filters, user), filters.page, total=total)
+    return paginate(tickets_query(filters, user).options(*LIST_LOADS), filters.page, total=total)
 
 
 def total_from_counts(filters: TicketFilters, counts: dict[str, int]) -> int:
@@ -167,7 +179,12 @@ def total_from_counts(filters: TicketFilters, counts: dict[str, int]) -> int:
 
 
 def status_counts(filters: TicketFilters, user: User) -> dict[str, int]:
-    """How many tickets each status holds under the other filters (one query)."""
+    """How many tickets each status holds under the other filters: one query, or none
+    while the same question's answer is cached (see ticket_cache)."""
+    return ticket_cache.counts(filters, user, lambda: _count_statuses(filters, user))
+
+
+def _count_statuses(filters: TicketFilters, user: User) -> dict[str, int]:
     # Counting needs no ranking: the plain match is the cheaper query for the same rows.
     unranked = replace(filters.without_status(), sort="newest")
     base = tickets_query(unranked, user).order_by(None).subquery()

@@ -16,6 +16,7 @@ from ..users.models import User
 from ..web import error_response, redirect_to, render
 from . import services, sla
 from .access import can_reply, can_see_internal, get_ticket_or_404
+from .badges import BADGES
 from .forms import AssignForm, EscalateForm, FieldsForm, NewTicketForm, ReplyForm, StatusForm
 from .models import SLA_STATES, STATUSES, TYPES
 from .queries import SORTS, TicketFilters, list_tickets, status_counts
@@ -25,6 +26,8 @@ from .workflow import allowed_moves
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 READ, WORK = Permission.TICKETS_READ, Permission.TICKETS_WORK
+for _name, _badge in BADGES.items():
+    bp.add_app_template_global(_badge, _name)
 
 
 def _teams() -> list[Team]:
@@ -40,11 +43,36 @@ def _workers() -> list[User]:
     )
 
 
+def _label(value: str) -> str:
+    return value.replace("_", " ").capitalize()
+
+
+def list_choices(teams: list[Team], workers: list[User]) -> dict[str, Any]:
+    """The (value, label) pairs of the list's filter and bulk-action selects."""
+    people = [(str(u.id), u.name) for u in workers]
+    team_pairs = [(str(t.id), t.name) for t in teams]
+    return {
+        "status": [("", "Any"), ("open", "Open"), *((s, _label(s)) for s in STATUSES)],
+        "priority": [("", "Any"), *((p, p.capitalize()) for p in PRIORITIES)],
+        "type": [("", "Any"), *((t, t.capitalize()) for t in TYPES)],
+        "team": [("", "Any"), *team_pairs],
+        "assignee": [("", "Anyone"), ("none", "Unassigned"), *people],
+        "sla": [("", "Any"), *((s, s.replace("_", " ")) for s in SLA_STATES)],
+        "sort": [(s, "Best match" if s == "relevance" else s.capitalize()) for s in SORTS],
+        "bulk": [
+            ("Assign to", [("assign:none", "Nobody"), *((f"assign:{v}", n) for v, n in people)]),
+            ("Status", [(f"status:{s}", _label(s)) for s in STATUSES]),
+            ("Priority", [(f"priority:{p}", p.capitalize()) for p in PRIORITIES]),
+            ("Team", [(f"team:{v}", n) for v, n in team_pairs]),
+        ],
+    }
+
+
 def list_page(
     filters: TicketFilters, fragment: str = "results", status: int = 200, **extra: Any
 ) -> Response:
     """The ticket list page, or its `fragment` block for htmx (the results, or a form)."""
-    works = services.can_work(current_user)
+    workers = _workers() if services.can_work(current_user) else []
     counts = status_counts(filters, current_user)
     return render(
         "tickets/list.html",
@@ -53,13 +81,8 @@ def list_page(
         page=list_tickets(filters, current_user, counts),
         filters=filters,
         counts=counts,
-        teams=_teams(),
-        workers=_workers() if works else [],
-        statuses=STATUSES,
-        priorities=PRIORITIES,
-        types=TYPES,
-        sla_states=SLA_STATES,
-        sorts=list(SORTS),
+        workers=workers,
+        choices=list_choices(_teams(), workers),
         **extra,
     )
 

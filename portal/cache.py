@@ -1,0 +1,70 @@
+"""Short-lived shared values, kept in Redis so every web process sees the same value and
+the same invalidation (without `REDIS_URL`, the in-process stand-in the jobs use).
+
+A value is stored under a key that carries its namespace's version: `bump()` after a
+write makes every older value unreachable at once, and the TTL only bounds how long an
+unreachable value lingers. Redis being down never fails a page: the value is computed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import current_app
+from redis import RedisError
+
+from . import jobs
+
+PREFIX = "portal:cache:"
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _version_key(namespace: str) -> str:
+    return f"{PREFIX}version:{namespace}"
+
+
+def remember(namespace: str, key: str, ttl: int, compute: Callable[[], T]) -> T:
+    """The cached JSON value of `compute()` for `key`, computed when missing or stale."""
+    if ttl <= 0:
+        return compute()
+    try:
+        conn = jobs.connection()
+        version = int(conn.get(_version_key(namespace)) or 0)
+        full_key = f"{PREFIX}{namespace}:{version}:{key}"
+        cached = conn.get(full_key)
+        if cached is not None:
+            return json.loads(cached)  # type: ignore[no-any-return]
+    except RedisError as exc:
+        log.warning("cache unavailable, computing %s: %s", namespace, exc)
+        return compute()
+    value = compute()
+    try:
+        conn.set(full_key, json.dumps(value), ex=ttl)
+    except RedisError as exc:
+        log.warning("cache unavailable, not keeping %s: %s", namespace, exc)
+    return value
+
+
+def bump(namespace: str) -> None:
+    """Make every value cached so far under `namespace` stale."""
+    try:
+        jobs.connection().incr(_version_key(namespace))
+    except RedisError as exc:
+        # The values then live out their TTL; the page still works.
+        log.warning("cache unavailable, %s not invalidated: %s", namespace, exc)
+
+
+def clear() -> None:
+    """Drop every cached value and version (tests; `flask ops` housekeeping)."""
+    conn = jobs.connection()
+    keys = list(conn.scan_iter(match=f"{PREFIX}*", count=1000))
+    if keys:
+        conn.delete(*keys)
+
+
+def ttl_setting(name: str) -> int:
+    return int(getattr(current_app.config["SETTINGS"], name))
