@@ -7,7 +7,8 @@ every ticket), and every agent opening the default list asks the same question. 
 answers are cached under a version that any committed write to `tickets` moves on: one is
 never older than the last change anyone committed, and at most
 `TICKET_COUNTS_CACHE_SECONDS` old when tickets were changed behind the portal's back.
-Searches are not cached: their counts depend on free text, and are rarely asked twice.
+A search's counts are kept too: clicking through its status tabs, paging, or another
+person looking for the same outage asks the same question again.
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ def _scope(user: User, personal: bool = False) -> str:
 
 
 def counts(filters: Any, user: User, compute: Callable[[], dict[str, int]]) -> dict[str, int]:
-    """`compute()`'s status counts for these filters, cached unless they hold search text."""
-    if filters.q:
-        return compute()
+    """`compute()`'s status counts for these filters (search text included)."""
     args = filters.without_status().as_args(sort="relevance", page=1)
     return _remember("counts", _scope(user, filters.mine), args, compute)
 

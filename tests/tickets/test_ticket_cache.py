@@ -95,11 +95,14 @@ def test_requesters_never_see_counts_cached_for_someone_else(app, client, count_
         assert _list(own, count_queries, "/tickets/?mine=1")[0]["new"] == expected
 
 
-def test_searches_are_counted_every_time(client, count_queries, agent, requester):
+def test_a_search_keeps_its_counts_through_its_status_tabs(client, count_queries, agent, requester):
     services.create_ticket(requester, "Printer jammed", "paper")
+    services.create_ticket(requester, "Laptop slow", "fan")
     first, asked = _list(client, count_queries, "/tickets/?q=printer")
-    again, asked_again = _list(client, count_queries, "/tickets/?q=printer")
-    assert first["new"] == again["new"] == 1 and asked == asked_again == 1
+    tab, asked_again = _list(client, count_queries, "/tickets/?q=printer&status=new")
+    other, asked_other = _list(client, count_queries, "/tickets/?q=laptop")
+    assert first == tab and first["new"] == 1 and other["new"] == 1
+    assert (asked, asked_again, asked_other) == (1, 0, 1)
 
 
 def test_zero_seconds_counts_every_time(client, count_queries, settings, agent, requester):
