@@ -90,7 +90,26 @@ def prepare_postgres(url: str) -> Database:
     return Database(url, "postgresql", version)
 
 
-def portal_env(db: Database, tmp: Path, port: int) -> dict[str, str]:
+def local_redis(url: str) -> str:
+    """`url` emptied first (it names a local, numbered bench database), or "" (jobs inline,
+    the in-process stand-in) when nothing answers there."""
+    if not url:
+        return ""
+    from redis import Redis, RedisError
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url.replace("redis://", "postgresql://", 1))
+    if parsed.host not in ("127.0.0.1", "localhost", "::1") or not parsed.database:
+        sys.exit(f"refusing to empty {url}: a local Redis and a database number only")
+    try:
+        Redis.from_url(url, socket_connect_timeout=1).flushdb()
+    except RedisError as exc:
+        print(f"redis     : {url} does not answer ({exc}); in-process stand-in instead")
+        return ""
+    return url
+
+
+def portal_env(db: Database, tmp: Path, port: int, redis_url: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -98,7 +117,7 @@ def portal_env(db: Database, tmp: Path, port: int) -> dict[str, str]:
             "SECRET_KEY": secrets.token_hex(32),
             "DATABASE_URL": db.url,
             "STORAGE_DIR": str(tmp / "storage"),
-            "REDIS_URL": "",
+            "REDIS_URL": redis_url,
             "MAIL_SERVER": "",
             "LOGIN_RATE_LIMIT": "1000000 per minute",
             "BASE_URL": f"http://{HOST}:{port}",

@@ -39,6 +39,7 @@ from _harness import (
     describe_machine,
     existing_postgres,
     free_port,
+    local_redis,
     migrate,
     portal_env,
     prepare_postgres,
@@ -238,6 +239,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", default="", help="comma-separated scenario keys to run: list,filter,search,detail"
     )
     parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/13",
+        help="a local Redis database to empty and use, as production does (shared cache, "
+        "queued jobs); '' for none. Default: redis://127.0.0.1:6379/13",
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="no shared status counts: each request counts, as just after a ticket changed",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="measure the PostgreSQL database the last run left, without seeding it again",
@@ -279,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             db = prepare_postgres(args.database_url)
         port = free_port()
-        env = portal_env(db, tmp, port)
+        redis_url = local_redis(args.redis_url)
+        env = portal_env(db, tmp, port, redis_url)
+        print(f"redis     : {redis_url or 'none: jobs inline, in-process cache'}")
+        if args.cold:
+            # As if every request came just after a ticket changed: counts and banner asked.
+            env["TICKET_COUNTS_CACHE_SECONDS"] = "0"
+            print("cache     : off (--cold): every request counts the statuses itself")
         cores, usable, load_start = describe_machine(db)
 
         agent_password = "bench-" + secrets.token_urlsafe(16)
