@@ -1,6 +1,7 @@
 """Imports every model, so the metadata (and Alembic) knows every table."""
 
 from .audits.models import AuditEvent
+from .changes import models as _changes  # noqa: F401  (change requests and their setup)
 from .mail import OutboxMessage
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
 from .tickets import sweep as ticket_sweep
 
@@ -32,4 +33,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(ops_tasks.purge_spent_links, every_seconds=24 * 3600, timeout_seconds=300),
     # SLA states and warnings (a safety net for the scheduled checks), auto-close, auto-resolve.
     Periodic(ticket_sweep.sweep_job, every_seconds=5 * 60, timeout_seconds=600),
+    # Change reminders (a day before the window, at its opening) when their scheduled job
+    # was lost or there is no scheduler (the embedded default).
+    Periodic(change_tasks.reminder_sweep_job, every_seconds=5 * 60, timeout_seconds=300),
 )

@@ -1,1 +1,1 @@
-"""Reserved for the changes blueprint (later issues)."""
+"""Change requests: risk-based approvals, change windows with conflict and freeze checks."""
