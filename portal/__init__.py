@@ -71,6 +71,9 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .changes import calendar_views, record_views  # noqa: F401 (their routes join bp)
+    from .changes.admin_views import bp as change_admin_bp
+    from .changes.views import bp as changes_bp
     from .ops.views import bp as ops_bp
     from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp
@@ -80,6 +83,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops_bp)
     app.register_blueprint(tickets_bp)
     app.register_blueprint(desk_admin_bp)
+    app.register_blueprint(changes_bp)
+    app.register_blueprint(change_admin_bp)
 
 
 def _register_cli(app: Flask) -> None:
