@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"redis     : {redis_url or 'none: jobs inline, in-process cache'}")
         if args.cold:
             # As if every request came just after a ticket changed: counts and banner asked.
-            env["TICKET_COUNTS_CACHE_SECONDS"] = "0"
+            env["SHARED_CACHE_SECONDS"] = "0"
             print("cache     : off (--cold): every request counts the statuses itself")
         cores, usable, load_start = describe_machine(db)
 

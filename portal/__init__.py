@@ -57,9 +57,9 @@ def _init_extensions(app: Flask) -> None:
     from .database import init_database
 
     init_database(app)
-    from .tickets.ticket_cache import watch_ticket_writes
+    from .cache import watch_writes
 
-    watch_ticket_writes()
+    watch_writes()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

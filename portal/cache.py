@@ -4,6 +4,11 @@ the same invalidation (without `REDIS_URL`, the in-process stand-in the jobs use
 A value is stored under a key that carries its namespace's version: `bump()` after a
 write makes every older value unreachable at once, and the TTL only bounds how long an
 unreachable value lingers. Redis being down never fails a page: the value is computed.
+
+The namespaces are table names: `watch_writes()` notes every ORM session's writes to a
+table (objects flushed, or bulk statements) and bumps that table's namespace once the
+transaction commits, so a value derived from a table is never older than its last
+committed change.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import current_app
+from flask import current_app, has_app_context
 from redis import RedisError
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from . import jobs
 
@@ -64,6 +71,49 @@ def clear() -> None:
     keys = list(conn.scan_iter(match=f"{PREFIX}*", count=1000))
     if keys:
         conn.delete(*keys)
+
+
+_CHANGED = "portal.cache_tables_changed"
+
+
+def _note_flush(session: Session, _context: Any, _instances: Any) -> None:
+    changed = session.info.setdefault(_CHANGED, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(obj, "__table__", None)
+        if table is not None:
+            changed.add(table.name)
+
+
+def _note_statement(state: ORMExecuteState) -> None:
+    """Bulk statements (sweeps, bulk actions, seeding) write without a flush."""
+    if state.is_insert or state.is_update or state.is_delete:
+        name = getattr(getattr(state.statement, "table", None), "name", None)
+        if name:
+            state.session.info.setdefault(_CHANGED, set()).add(name)
+
+
+def _after_commit(session: Session) -> None:
+    changed = session.info.pop(_CHANGED, None)
+    if changed and has_app_context():
+        for table in sorted(changed):
+            bump(table)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def watch_writes() -> None:
+    """Listen on every ORM session (once per process) for the tables it writes to."""
+    listeners = (
+        ("before_flush", _note_flush),
+        ("do_orm_execute", _note_statement),
+        ("after_commit", _after_commit),
+        ("after_rollback", _after_rollback),
+    )
+    for name, listener in listeners:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
 
 
 def ttl_setting(name: str) -> int:

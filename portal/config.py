@@ -73,7 +73,7 @@ class Settings:
     TICKET_AUTO_CLOSE_DAYS: int = 7
     TICKET_PENDING_RESOLVE_DAYS: int = 14
     ATTACHMENT_MAX_BYTES: int = 10 * 1024 * 1024
-    TICKET_COUNTS_CACHE_SECONDS: int = 60
+    SHARED_CACHE_SECONDS: int = 60
 
     @property
     def is_production(self) -> bool:

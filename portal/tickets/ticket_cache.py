@@ -6,7 +6,7 @@ Counting the statuses over the whole desk is the list's dearest query (an index 
 every ticket), and every agent opening the default list asks the same question. So the
 answers are cached under a version that any committed write to `tickets` moves on: one is
 never older than the last change anyone committed, and at most
-`TICKET_COUNTS_CACHE_SECONDS` old when tickets were changed behind the portal's back.
+`SHARED_CACHE_SECONDS` old when tickets were changed behind the portal's back.
 A search's counts are kept too: clicking through its status tabs, paging, or another
 person looking for the same outage asks the same question again.
 """
@@ -18,23 +18,18 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
-
 from .. import cache
 from ..users.models import User
 from .access import sees_all
 from .models import Ticket
 
-NAMESPACE = "tickets"
+NAMESPACE = Ticket.__tablename__
 T = TypeVar("T")
-_CHANGED = "portal.tickets_changed"
 
 
 def _remember(kind: str, scope: str, question: Any, compute: Callable[[], T]) -> T:
     digest = hashlib.sha256(json.dumps([scope, question], sort_keys=True).encode()).hexdigest()
-    ttl = cache.ttl_setting("TICKET_COUNTS_CACHE_SECONDS")
+    ttl = cache.ttl_setting("SHARED_CACHE_SECONDS")
     return cache.remember(NAMESPACE, f"{kind}:{digest[:32]}", ttl, compute)
 
 
@@ -54,38 +49,3 @@ def major_incidents(
 ) -> list[dict[str, Any]]:
     """The banner's open P0/P1 incidents (as plain values) that `user` may see."""
     return _remember("banner", _scope(user), None, compute)
-
-
-def _note_flush(session: Session, _context: Any, _instances: Any) -> None:
-    if any(isinstance(obj, Ticket) for obj in (*session.new, *session.dirty, *session.deleted)):
-        session.info[_CHANGED] = True
-
-
-def _note_statement(state: ORMExecuteState) -> None:
-    """Bulk statements (the sweep, bulk actions, the demo seed) skip the flush."""
-    if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) == Ticket.__tablename__:
-            state.session.info[_CHANGED] = True
-
-
-def _after_commit(session: Session) -> None:
-    if session.info.pop(_CHANGED, False) and has_app_context():
-        cache.bump(NAMESPACE)
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_CHANGED, None)
-
-
-def watch_ticket_writes() -> None:
-    """Listen on every ORM session (once per process) for writes to `tickets`."""
-    listeners = (
-        ("before_flush", _note_flush),
-        ("do_orm_execute", _note_statement),
-        ("after_commit", _after_commit),
-        ("after_rollback", _after_rollback),
-    )
-    for name, listener in listeners:
-        if not event.contains(Session, name, listener):
-            event.listen(Session, name, listener)

@@ -11,10 +11,10 @@ from werkzeug.wrappers import Response
 
 from ..errors import ServiceError
 from ..extensions import db
-from ..security import Permission, Role, permission_required, role_has
+from ..security import Permission, permission_required
 from ..users.models import User
 from ..web import error_response, redirect_to, render
-from . import services, sla
+from . import choices, services, sla
 from .access import can_reply, can_see_internal, get_ticket_or_404
 from .badges import BADGES
 from .forms import AssignForm, EscalateForm, FieldsForm, NewTicketForm, ReplyForm, StatusForm
@@ -30,27 +30,12 @@ for _name, _badge in BADGES.items():
     bp.add_app_template_global(_badge, _name)
 
 
-def _teams() -> list[Team]:
-    return list(db.session.scalars(select(Team).order_by(Team.name)))
-
-
-def _workers() -> list[User]:
-    roles = [r.value for r in Role if role_has(r, WORK)]
-    return list(
-        db.session.scalars(
-            select(User).where(User.role.in_(roles), User.is_active.is_(True)).order_by(User.name)
-        )
-    )
-
-
 def _label(value: str) -> str:
     return value.replace("_", " ").capitalize()
 
 
-def list_choices(teams: list[Team], workers: list[User]) -> dict[str, Any]:
+def list_choices(team_pairs: choices.Pairs, people: choices.Pairs) -> dict[str, Any]:
     """The (value, label) pairs of the list's filter and bulk-action selects."""
-    people = [(str(u.id), u.name) for u in workers]
-    team_pairs = [(str(t.id), t.name) for t in teams]
     return {
         "status": [("", "Any"), ("open", "Open"), *((s, _label(s)) for s in STATUSES)],
         "priority": [("", "Any"), *((p, p.capitalize()) for p in PRIORITIES)],
@@ -72,7 +57,7 @@ def list_page(
     filters: TicketFilters, fragment: str = "results", status: int = 200, **extra: Any
 ) -> Response:
     """The ticket list page, or its `fragment` block for htmx (the results, or a form)."""
-    workers = _workers() if services.can_work(current_user) else []
+    workers = choices.workers() if services.can_work(current_user) else []
     counts = status_counts(filters, current_user)
     return render(
         "tickets/list.html",
@@ -82,13 +67,13 @@ def list_page(
         filters=filters,
         counts=counts,
         workers=workers,
-        choices=list_choices(_teams(), workers),
+        choices=list_choices(choices.teams(), workers),
         **extra,
     )
 
 
 def _assignee_choices() -> list[tuple[str, str]]:
-    return [("", "Unassigned"), *((str(u.id), u.name) for u in _workers())]
+    return [("", "Unassigned"), *choices.workers()]
 
 
 @bp.route("/")
@@ -151,7 +136,7 @@ def detail_context(ticket, **forms):  # type: ignore[no-untyped-def]
 
 
 def _field_choices(form: FieldsForm) -> None:
-    form.team.choices = [(str(t.id), t.name) for t in _teams()]
+    form.team.choices = choices.teams()
     form.category.choices = [("", "—")] + [
         (str(c.id), c.name) for c in db.session.scalars(select(Category).order_by(Category.name))
     ]

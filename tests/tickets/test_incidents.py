@@ -155,7 +155,7 @@ def test_requesters_see_only_their_own_incidents_in_the_banner(app, client, as_r
 
 
 def test_banner_is_one_query_and_lists_p0_first(client, as_role, ctx, count_queries, settings):
-    settings(TICKET_COUNTS_CACHE_SECONDS=0)  # asked every time, as when a ticket just changed
+    settings(SHARED_CACHE_SECONDS=0)  # asked every time, as when a ticket just changed
     as_role("auditor")
     client.get("/")
     with count_queries() as none_open:

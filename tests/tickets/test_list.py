@@ -340,7 +340,7 @@ def _count(client, count_queries, url, headers=None) -> int:
 def test_the_list_asks_the_same_number_of_queries_for_3_or_30_tickets(
     app, client, ctx, count_queries, settings, url, hx
 ):
-    settings(TICKET_COUNTS_CACHE_SECONDS=0)  # the worst case: the counts asked every time
+    settings(SHARED_CACHE_SECONDS=0)  # the worst case: the counts asked every time
     agent = make_user(role="agent")
     requester = make_user(role="requester")
     others = [make_user(role="agent") for _ in range(3)]

@@ -106,7 +106,7 @@ def test_a_search_keeps_its_counts_through_its_status_tabs(client, count_queries
 
 
 def test_zero_seconds_counts_every_time(client, count_queries, settings, agent, requester):
-    settings(TICKET_COUNTS_CACHE_SECONDS=0)
+    settings(SHARED_CACHE_SECONDS=0)
     services.create_ticket(requester, "Printer", "jammed")
     assert _list(client, count_queries)[1] == _list(client, count_queries)[1] == 1
 
@@ -142,3 +142,18 @@ def test_a_requester_is_never_shown_the_desks_banner(app, client, agent, request
     own = app.test_client()
     sign_in_client(own, requester)
     assert _banner(own) == []
+
+
+def test_team_and_agent_choices_follow_their_tables(client, agent, requester):
+    from portal.tickets.setup_models import Team
+
+    colleague = make_user(role="agent", name="Carla Colleague")
+    page = client.get("/tickets/").text
+    assert "Carla Colleague" in page and ">Billing<" in page
+    team = db.session.scalars(db.select(Team).where(Team.name == "Billing")).one()
+    team.name = "Invoicing"
+    colleague.is_active = False
+    db.session.commit()
+    page = client.get("/tickets/").text
+    assert ">Invoicing<" in page and ">Billing<" not in page
+    assert "Carla Colleague" not in page

@@ -53,7 +53,7 @@ def test_like_wildcards_are_literal(client, as_role):
 
 
 def test_list_runs_a_fixed_number_of_queries(client, as_role, count_queries, settings):
-    settings(TICKET_COUNTS_CACHE_SECONDS=0)  # the incident banner asked each time
+    settings(SHARED_CACHE_SECONDS=0)  # the incident banner asked each time
     as_role("admin")
     _many(3)
     with count_queries() as small:
