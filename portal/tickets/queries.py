@@ -99,7 +99,9 @@ class TicketFilters:
         return replace(self, status="", page=1)
 
 
-def tickets_query(filters: TicketFilters, user: User) -> Select[Any]:
+def tickets_query(filters: TicketFilters, user: User, counting: bool = False) -> Select[Any]:
+    """The tickets `user` may see under `filters`, sorted; `counting` when every matching
+    row will be read (see search.match_clause)."""
     stmt = visible(select(Ticket), user)
     if filters.status == "open":
         stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES))
@@ -120,17 +122,18 @@ def tickets_query(filters: TicketFilters, user: User) -> Select[Any]:
     if filters.sla:
         stmt = stmt.where(Ticket.sla_state == filters.sla)
     if filters.q:
-        return _search(stmt, filters)
+        return _search(stmt, filters, counting)
     return stmt.order_by(*SORTS[filters.sort])
 
 
-def _search(stmt: Select[Any], filters: TicketFilters) -> Select[Any]:
+def _search(stmt: Select[Any], filters: TicketFilters, counting: bool) -> Select[Any]:
     """Tickets whose text matches `q`, or the one it names by number. In the default
     order: that ticket first, then the best text matches, then the newest."""
     number = ticket_number(filters.q)
-    hits = search.ranked_matches(filters.q) if filters.sort == "relevance" else None
+    ranked = filters.sort == "relevance" and not counting
+    hits = search.ranked_matches(filters.q) if ranked else None
     if hits is None:
-        text_match = search.match_clause(filters.q)
+        text_match = search.match_clause(filters.q, all_matches=counting)
     else:
         stmt = stmt.outerjoin(hits, hits.c.ticket_id == Ticket.id)
         text_match = hits.c.ticket_id.is_not(None)
@@ -186,8 +189,7 @@ def status_counts(filters: TicketFilters, user: User) -> dict[str, int]:
 
 def _count_statuses(filters: TicketFilters, user: User) -> dict[str, int]:
     # Counting needs no ranking: the plain match is the cheaper query for the same rows.
-    unranked = replace(filters.without_status(), sort="newest")
-    base = tickets_query(unranked, user).order_by(None).subquery()
+    base = tickets_query(filters.without_status(), user, counting=True).order_by(None).subquery()
     rows = db.session.execute(select(base.c.status, func.count()).group_by(base.c.status))
     counts = {status: 0 for status in STATUSES}
     counts.update({status: n for status, n in rows})

@@ -16,7 +16,17 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, Float, Integer, Subquery, false, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Subquery,
+    any_,
+    false,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.sql import column, table
 
 from ..extensions import db
@@ -95,15 +105,22 @@ def _sqlite_match(words: list[str]) -> ColumnElement[bool]:
     return _sqlite_search.c[SEARCH_TABLE].bool_op("MATCH")(sqlite_query(words))
 
 
-def match_clause(text: str) -> ColumnElement[bool]:
+def match_clause(text: str, all_matches: bool = False) -> ColumnElement[bool]:
     """A condition on Ticket.id: the tickets whose indexed text holds every word of
-    `text` (the last one as a prefix). Nothing matches text without a word."""
+    `text` (the last one as a prefix). Nothing matches text without a word.
+
+    `all_matches` is for a query that reads every match (counting them): PostgreSQL then
+    looks each one up by id, where for `IN` it would read the whole tickets table to hash
+    join thousands of matches. A page of matches is better served by `IN`, which lets it
+    walk the newest tickets and stop at the page's end."""
     words = terms(text)
     if not words:
         return false()
     dialect = _dialect()
     if dialect == "postgresql":
         hits = select(_postgres_search.c.ticket_id).where(_postgres_match(words))
+        if all_matches:
+            return Ticket.id == any_(func.array(hits.scalar_subquery()))
     elif dialect == "sqlite":
         hits = select(_sqlite_search.c.rowid).where(_sqlite_match(words))
     else:
