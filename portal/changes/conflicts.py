@@ -38,8 +38,12 @@ def to_utc(value: datetime, zone: str, field: str | None = None) -> datetime:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ServiceError(f"“{zone}” is not a time zone.", field=field) from None
-    utc = value.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if utc.astimezone(tz).replace(tzinfo=None) != value:
+    try:
+        utc = value.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        back = utc.astimezone(tz).replace(tzinfo=None)
+    except OverflowError:  # the first or last day a datetime can hold, moved past its edge
+        raise ServiceError(f"{value:%Y-%m-%d} is out of range.", field=field) from None
+    if back != value:
         raise ServiceError(
             f"{value:%Y-%m-%d %H:%M} does not exist in {zone}: the clocks skip that hour.",
             field=field,

@@ -281,3 +281,14 @@ def test_one_vote_per_approver_per_round():
 
 def test_the_number_is_padded_to_six_digits():
     assert _change().number == "CR-000045"
+
+
+def test_a_time_at_the_edge_of_the_calendar_is_refused_not_a_crash():
+    from datetime import datetime
+
+    from portal.changes.conflicts import to_utc
+    from portal.errors import ServiceError
+
+    with pytest.raises(ServiceError) as refused:
+        to_utc(datetime(1, 1, 1, 0, 30), "Europe/Berlin", "window_start")
+    assert refused.value.field == "window_start" and "out of range" in refused.value.message
