@@ -23,6 +23,9 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from portal.audits.models import AuditEvent
+from portal.changes import approvals as change_approvals
+from portal.changes import lifecycle as change_lifecycle
+from portal.changes.setup_models import FreezePeriod, Service, StandardTemplate
 from portal.extensions import db
 from portal.tickets import services as ticket_services
 from portal.tickets.models import Ticket
@@ -31,6 +34,7 @@ from portal.timeutil import utcnow
 from portal.users import links, services
 from portal.users.auth import LOGIN_FAILED_MESSAGE
 from portal.users.models import Invitation, PasswordReset, User
+from tests.changes.helpers import approved_change, make_change, make_service
 from tests.conftest import row_counts
 from tests.factories import PASSWORD, make_user
 
@@ -254,6 +258,215 @@ def _edit_category(env: Env) -> tuple[str, dict[str, str]]:
         }
 
 
+# -- change requests ---------------------------------------------------------------------------
+
+CHANGE_TEXTS = ("description", "justification", "success_criteria")
+CHANGE_PLANS = ("implementation_plan", "rollback_plan")
+
+
+def _change_data(service_id: int) -> dict[str, str]:
+    start = (utcnow() + timedelta(days=30)).replace(hour=2, minute=0, second=0, microsecond=0)
+    return {
+        "type": "normal",
+        "title": "Renew the TLS certificate",
+        "description": "It expires on Friday.",
+        "justification": "Customers would see warnings.",
+        "success_criteria": "The site answers with the new certificate.",
+        "impact": "2",
+        "likelihood": "1",
+        "implementation_plan": "Install it and reload nginx.",
+        "rollback_plan": "Restore the old one.",
+        "services": str(service_id),
+        "implementer": "",
+        "window_start": start.strftime("%Y-%m-%dT%H:%M"),
+        "window_end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+def _new_change(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("requester")
+    with env.request_context():
+        ticket = ticket_services.create_ticket(user, "Cert expiring", "x")
+        service = make_service("Web shop")
+    return "/changes/new", {**_change_data(service.id), "tickets": ticket.number}
+
+
+def _edit_change(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("requester")
+    with env.request_context():
+        service = make_service("Web shop")
+        change = make_change(user, [service])
+    return f"/changes/{change.id}/edit", _change_data(service.id)
+
+
+def _in_review_change(env: Env):  # type: ignore[no-untyped-def]
+    env.as_role("approver")
+    with env.request_context():
+        change = make_change()
+        change_approvals.submit(change, change.requester)
+    return change
+
+
+def _change_vote(env: Env) -> tuple[str, dict[str, str]]:
+    change = _in_review_change(env)
+    return f"/changes/{change.id}/vote", {"decision": "approve", "comment": "Looks fine"}
+
+
+def _inbox_vote(env: Env) -> tuple[str, dict[str, str]]:
+    change = _in_review_change(env)
+    return f"/changes/inbox/{change.id}/vote", {"decision": "approve", "comment": "Looks fine"}
+
+
+def _schedule_change(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("requester")
+    with env.request_context():
+        change = approved_change(requester=user)
+    data = _change_data(0)
+    return f"/changes/{change.id}/schedule", {
+        "window_start": data["window_start"],
+        "window_end": data["window_end"],
+        "acknowledge_conflicts": "",
+        "freeze_reason": "",
+    }
+
+
+def _carried_out(env: Env, **fields: Any):  # type: ignore[no-untyped-def]
+    with env.request_context():
+        change = approved_change(implementer=make_user(role="agent"), **fields)
+        start = utcnow() + timedelta(days=1)
+        change_lifecycle.schedule(change, change.requester, (start, start + timedelta(hours=1)))
+        change_lifecycle.start_implementing(change, change.requester)
+        change_lifecycle.start_validating(change, change.requester)
+    return change
+
+
+def _finish_change(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("requester")
+    change = _carried_out(env, requester=user)
+    return f"/changes/{change.id}/complete", {
+        "validation_results": "The site answers with the new certificate",
+        "outcome": "Done in ten minutes",
+    }
+
+
+def _close_change(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("requester")
+    change = _carried_out(env, requester=user)
+    with env.request_context():
+        change_lifecycle.complete(change, user, "Works")
+    return f"/changes/{change.id}/close", {"lessons_learned": "Renew a week earlier"}
+
+
+def _review_change(env: Env) -> tuple[str, dict[str, str]]:
+    change = _carried_out(env, type_="emergency")
+    env.as_role("approver")
+    return f"/changes/{change.id}/review", {
+        "findings": "The outage justified it",
+        "emergency_justified": "y",
+    }
+
+
+def _link_ticket(env: Env) -> tuple[str, dict[str, str]]:
+    user = env.as_role("agent")
+    with env.request_context():
+        change = make_change(user)
+        ticket = ticket_services.create_ticket(make_user(), "Cert expiring", "x")
+    return f"/changes/{change.id}/tickets", {"ticket": ticket.number}
+
+
+def _change_service(env: Env) -> tuple[Service, User]:
+    env.as_role("admin", timezone="Europe/Berlin")
+    with env.request_context():
+        owner = make_user(role="agent")
+        service = Service(name="Web shop", owner_id=owner.id)
+        db.session.add(service)
+        db.session.commit()
+        return service, owner
+
+
+def _new_service(env: Env) -> tuple[str, dict[str, str]]:
+    _, owner = _change_service(env)
+    return "/changes/setup/services", {
+        "name": "Payments",
+        "owner": str(owner.id),
+        "description": "Card payments",
+    }
+
+
+def _edit_service(env: Env) -> tuple[str, dict[str, str]]:
+    service, owner = _change_service(env)
+    return f"/changes/setup/services/{service.id}", {
+        "name": "Online shop",
+        "owner": str(owner.id),
+        "description": "The storefront",
+        "is_active": "y",
+    }
+
+
+# Typed in the admin's zone (Europe/Berlin): stored an hour earlier, in UTC.
+FREEZE_DATA = {
+    "starts_at": "2030-12-23T18:00",
+    "ends_at": "2031-01-02T08:00",
+    "reason": "Year-end trading",
+}
+
+
+def _new_freeze(env: Env) -> tuple[str, dict[str, str]]:
+    _change_service(env)
+    return "/changes/setup/freezes", dict(FREEZE_DATA)
+
+
+def _edit_freeze(env: Env) -> tuple[str, dict[str, str]]:
+    admin = env.as_role("admin", timezone="Europe/Berlin")
+    with env.request_context():
+        freeze = FreezePeriod(
+            starts_at=utcnow() + timedelta(days=30),
+            ends_at=utcnow() + timedelta(days=31),
+            reason="Stocktaking",
+            created_by_id=admin.id,
+        )
+        db.session.add(freeze)
+        db.session.commit()
+        return f"/changes/setup/freezes/{freeze.id}", dict(FREEZE_DATA)
+
+
+def _template_data(service: Service, name: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "description": "Routine restart",
+        "implementation_plan": "Restart the app servers one at a time.",
+        "rollback_plan": "Nothing to roll back: a restart changes nothing.",
+        "services": str(service.id),
+        "impact": "2",
+        "likelihood": "1",
+        "is_active": "y",
+    }
+
+
+def _new_template(env: Env) -> tuple[str, dict[str, str]]:
+    service, _ = _change_service(env)
+    return "/changes/setup/templates", _template_data(service, "Restart the web shop")
+
+
+def _edit_template(env: Env) -> tuple[str, dict[str, str]]:
+    service, _ = _change_service(env)
+    with env.request_context():
+        admin = db.session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+        assert admin is not None
+        template = StandardTemplate(
+            name="Restart the shop",
+            implementation_plan="Restart it.",
+            rollback_plan="None needed.",
+            created_by_id=admin.id,
+            services=[service],
+        )
+        db.session.add(template)
+        db.session.commit()
+        return f"/changes/setup/templates/{template.id}", _template_data(
+            service, "Restart the web shop"
+        )
+
+
 # Long enough, varied enough, not common: these pass the password policy.
 GOOD_AS_PASSWORD = {"html_script", "sql_drop", "rtl_override"}
 # Odd, but text a person may type as their name.
@@ -269,6 +482,8 @@ GOOD_AS_NAME = {
 
 # Free text: anything printable is a fair thing to write.
 GOOD_AS_TEXT = GOOD_AS_NAME | {"long_email"}
+# A change's optional long texts: empty is fine too, and 10,000 characters fit.
+CHANGE_FREE_TEXT = GOOD_AS_TEXT | {"empty", "whitespace", "10k_chars"}
 
 FORMS = [
     Form("login", ["email", "password"], _login, echoes={"email"}),
@@ -363,8 +578,165 @@ FORMS = [
         accepts={"name": GOOD_AS_NAME, "team": {"empty"}},
         echoes={"name"},
     ),
+    Form(
+        "new_change",
+        [
+            "type",
+            "title",
+            *CHANGE_TEXTS,
+            "impact",
+            "likelihood",
+            *CHANGE_PLANS,
+            "services",
+            "implementer",
+            "window_start",
+            "window_end",
+            "tickets",
+        ],
+        _new_change,
+        accepts={
+            "title": GOOD_AS_NAME,
+            **{f: CHANGE_FREE_TEXT for f in (*CHANGE_TEXTS, *CHANGE_PLANS)},
+            "implementer": {"empty"},
+            "tickets": {"empty", "whitespace"},
+        },
+        echoes={"title", *CHANGE_TEXTS, *CHANGE_PLANS, "tickets"},
+    ),
+    Form(
+        "edit_change",
+        [
+            "type",
+            "title",
+            *CHANGE_TEXTS,
+            "impact",
+            "likelihood",
+            *CHANGE_PLANS,
+            "services",
+            "implementer",
+            "window_start",
+            "window_end",
+        ],
+        _edit_change,
+        accepts={
+            "title": GOOD_AS_NAME,
+            **{f: CHANGE_FREE_TEXT for f in (*CHANGE_TEXTS, *CHANGE_PLANS)},
+            "implementer": {"empty"},
+        },
+        echoes={"title", *CHANGE_TEXTS, *CHANGE_PLANS},
+    ),
+    Form(
+        "change_vote",
+        ["decision", "comment"],
+        _change_vote,
+        accepts={"comment": GOOD_AS_TEXT | {"empty", "whitespace"}},
+        echoes={"comment"},
+    ),
+    Form(
+        "inbox_vote",
+        ["decision", "comment"],
+        _inbox_vote,
+        # The inbox it leads back to no longer lists the change, so shows no comment.
+        accepts={"comment": GOOD_AS_TEXT | {"empty", "whitespace"}},
+    ),
+    Form(
+        "schedule_change",
+        ["window_start", "window_end", "acknowledge_conflicts", "freeze_reason"],
+        _schedule_change,
+        accepts={
+            # A checkbox: any value sent means "checked".
+            "acknowledge_conflicts": {v for v, _ in BAD_VALUES},
+            # Only read when the window falls in a freeze; this one does not.
+            "freeze_reason": GOOD_AS_TEXT | {"empty", "whitespace"},
+        },
+    ),
+    Form(
+        "finish_change",
+        ["validation_results", "outcome"],
+        _finish_change,
+        accepts={"validation_results": GOOD_AS_TEXT | {"10k_chars"}, "outcome": CHANGE_FREE_TEXT},
+        echoes={"validation_results", "outcome"},
+    ),
+    Form(
+        "close_change",
+        ["lessons_learned"],
+        _close_change,
+        accepts={"lessons_learned": CHANGE_FREE_TEXT},
+        echoes={"lessons_learned"},
+    ),
+    Form(
+        "review_change",
+        ["findings", "emergency_justified"],
+        _review_change,
+        accepts={
+            "findings": GOOD_AS_TEXT | {"10k_chars"},
+            "emergency_justified": {v for v, _ in BAD_VALUES},
+        },
+        echoes={"findings"},
+    ),
+    Form("link_ticket", ["ticket"], _link_ticket, echoes={"ticket"}),
+    Form(
+        "new_service",
+        ["name", "owner", "description"],
+        _new_service,
+        accepts={"name": GOOD_AS_NAME, "description": GOOD_AS_TEXT | {"empty", "whitespace"}},
+        echoes={"name", "description"},
+    ),
+    Form(
+        "edit_service",
+        ["name", "owner", "description", "is_active"],
+        _edit_service,
+        accepts={
+            "name": GOOD_AS_NAME,
+            "description": GOOD_AS_TEXT | {"empty", "whitespace"},
+            # A checkbox: any value sent means "checked", none means "not".
+            "is_active": {v for v, _ in BAD_VALUES},
+        },
+        echoes={"name", "description"},
+    ),
+    Form(
+        "new_freeze",
+        ["starts_at", "ends_at", "reason"],
+        _new_freeze,
+        accepts={"reason": GOOD_AS_TEXT},
+        echoes={"starts_at", "ends_at", "reason"},
+    ),
+    Form(
+        "edit_freeze",
+        ["starts_at", "ends_at", "reason"],
+        _edit_freeze,
+        accepts={"reason": GOOD_AS_TEXT},
+        echoes={"starts_at", "ends_at", "reason"},
+    ),
+    *[
+        Form(
+            name,
+            [
+                "name",
+                "description",
+                "implementation_plan",
+                "rollback_plan",
+                "services",
+                "impact",
+                "likelihood",
+                "is_active",
+            ],
+            setup,
+            accepts={
+                "name": GOOD_AS_NAME,
+                "description": GOOD_AS_TEXT | {"empty", "whitespace"},
+                "implementation_plan": GOOD_AS_TEXT | {"10k_chars"},
+                "rollback_plan": GOOD_AS_TEXT | {"10k_chars"},
+                "is_active": {v for v, _ in BAD_VALUES},
+            },
+            # The plans are not on the list a saved template leads to.
+            echoes={"name", "description"},
+        )
+        for name, setup in (("new_template", _new_template), ("edit_template", _edit_template))
+    ],
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
+
+CHANGE_FREE_FIELDS = ("title", *CHANGE_TEXTS, *CHANGE_PLANS)
 
 # A repeated single-value field: WTForms reads the first value. Where the first
 # value is itself valid the form may take it (or refuse the pair); either is fine,
@@ -383,6 +755,26 @@ REPEATED_FIRST_IS_VALID = {
     ("action_item", "action-description"),
     ("save_view", "name"),
     ("edit_category", "name"),
+    *((form, field) for form in ("new_change", "edit_change") for field in CHANGE_FREE_FIELDS),
+    ("change_vote", "comment"),
+    ("inbox_vote", "comment"),
+    ("schedule_change", "freeze_reason"),
+    ("finish_change", "validation_results"),
+    ("finish_change", "outcome"),
+    ("close_change", "lessons_learned"),
+    ("review_change", "findings"),
+    *[
+        (form, field)
+        for form in ("new_service", "edit_service")
+        for field in ("name", "description")
+    ],
+    ("new_freeze", "reason"),
+    ("edit_freeze", "reason"),
+    *[
+        (form, field)
+        for form in ("new_template", "edit_template")
+        for field in ("name", "description", "implementation_plan", "rollback_plan")
+    ],
 }
 
 
@@ -533,6 +925,20 @@ def _assert_took_first_value(form_name: str, field_name: str, value: Any) -> Non
         "incident_review",
         "action_item",
         "save_view",
+        "new_change",
+        "edit_change",
+        "change_vote",
+        "inbox_vote",
+        "schedule_change",
+        "finish_change",
+        "close_change",
+        "review_change",
+        "new_service",
+        "edit_service",
+        "new_freeze",
+        "edit_freeze",
+        "new_template",
+        "edit_template",
     ):
         pass  # free text: the first value is as good as any
 
@@ -547,6 +953,21 @@ LIST_CASES = [
         (
             "/tickets/",
             ("q", "status", "priority", "type", "team", "assignee", "sla", "sort", "page"),
+        ),
+        (
+            "/changes/",
+            (
+                "status",
+                "type",
+                "risk",
+                "service",
+                "window_from",
+                "window_to",
+                "mine",
+                "awaiting",
+                "sort",
+                "page",
+            ),
         ),
     )
     for param in params

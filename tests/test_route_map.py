@@ -23,6 +23,9 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.routing import Rule
 
 from portal import create_app, security
+from portal.changes import pdf as change_pdf
+from portal.changes import services as change_services
+from portal.changes.setup_models import FreezePeriod, Service, StandardTemplate
 from portal.extensions import db
 from portal.mail import OutboxMessage
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
@@ -113,6 +116,11 @@ class World:
     calendar_id: int
     holiday_id: int
     view_id: int
+    change_id: int
+    service_id: int
+    freeze_id: int
+    template_id: int
+    record_id: int
     own_session_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
@@ -131,6 +139,11 @@ class World:
             "calendar_id": self.calendar_id,
             "holiday_id": self.holiday_id,
             "view_id": self.view_id,
+            "change_id": self.change_id,
+            "service_id": self.service_id,
+            "freeze_id": self.freeze_id,
+            "template_id": self.template_id,
+            "record_id": self.record_id,
             "direction": "down",
             "item_id": 1,
         }
@@ -174,6 +187,29 @@ def build_world(app: Flask) -> World:
         view = SavedView(user_id=target.id, name="Open", query="status=open")
         db.session.add(view)
         db.session.commit()
+        # Another requester's draft, ready to submit: only admins work it; a requester
+        # role sees it as someone else's (403).
+        shop = Service(name="Web shop", owner_id=inviter.id)
+        db.session.add(shop)
+        db.session.commit()
+        change = change_services.create_change(
+            target,
+            "Renew the TLS certificate",
+            justification="It expires on Friday.",
+            implementation_plan="Install it.",
+            rollback_plan="Restore the old one.",
+            services=[shop],
+        )
+        freeze = FreezePeriod(
+            starts_at=utcnow() + timedelta(days=300),
+            ends_at=utcnow() + timedelta(days=301),
+            reason="Year-end trading",
+            created_by_id=inviter.id,
+        )
+        template = StandardTemplate(name="Restart the cache", created_by_id=inviter.id)
+        db.session.add_all([freeze, template])
+        db.session.commit()
+        record = change_pdf.request_pdf(change, target)
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -191,6 +227,11 @@ def build_world(app: Flask) -> World:
             calendar_id=calendar.id,
             holiday_id=holiday.id,
             view_id=view.id,
+            change_id=change.id,
+            service_id=shop.id,
+            freeze_id=freeze.id,
+            template_id=template.id,
+            record_id=record.id,
         )
 
 
@@ -284,6 +325,41 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "tickets.add_action_item": Permission.TICKETS_WORK,
     "tickets.complete_action_item": Permission.TICKETS_WORK,
     "tickets.action_item_to_ticket": Permission.TICKETS_WORK,
+    # Reading changes: every role, narrowed by changes/access.py (requesters: their own).
+    "changes.index": SIGNED_IN,
+    "changes.detail": SIGNED_IN,
+    "changes.new": Permission.CHANGES_CREATE,
+    "changes.edit": Permission.CHANGES_CREATE,
+    "changes.submit": Permission.CHANGES_CREATE,
+    "changes.resubmit": Permission.CHANGES_CREATE,
+    "changes.schedule": Permission.CHANGES_CREATE,
+    "changes.start_implementing": Permission.CHANGES_CREATE,
+    "changes.start_validating": Permission.CHANGES_CREATE,
+    "changes.complete": Permission.CHANGES_CREATE,
+    "changes.fail": Permission.CHANGES_CREATE,
+    "changes.close": Permission.CHANGES_CREATE,
+    "changes.link_ticket": Permission.CHANGES_CREATE,
+    "changes.unlink_ticket": Permission.CHANGES_CREATE,
+    "changes.inbox": Permission.CHANGES_APPROVE,
+    "changes.vote": Permission.CHANGES_APPROVE,
+    "changes.inbox_vote": Permission.CHANGES_APPROVE,
+    "changes.review": Permission.CHANGES_APPROVE,
+    "changes.calendar": SIGNED_IN,
+    "changes.request_pdf": SIGNED_IN,
+    "changes.pdf_status": SIGNED_IN,
+    "changes.download_pdf": SIGNED_IN,
+    **{
+        f"change_admin.{name}": Permission.SETTINGS_MANAGE
+        for name in (
+            "services",
+            "service",
+            "freezes",
+            "freeze",
+            "delete_freeze",
+            "templates",
+            "template",
+        )
+    },
     **{
         f"desk_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (
@@ -313,6 +389,29 @@ ALSO_REFUSED: dict[str, set[str]] = {
     "tickets.reply": {"requester", "approver", "auditor"},
     "tickets.upload_attachment": {"requester", "approver", "auditor"},
     "tickets.download_attachment": {"requester"},
+    # The world's change is another requester's: a requester role cannot see it, and
+    # only its requester (or an admin) edits and submits it, only those involved (or an
+    # admin) schedule and carry it out.
+    "changes.detail": {"requester"},
+    "changes.request_pdf": {"requester"},
+    "changes.pdf_status": {"requester"},
+    "changes.download_pdf": {"requester"},
+    **{
+        f"changes.{name}": {"requester", "approver", "agent"}
+        for name in (
+            "edit",
+            "submit",
+            "resubmit",
+            "schedule",
+            "start_implementing",
+            "start_validating",
+            "complete",
+            "fail",
+            "close",
+            "link_ticket",
+            "unlink_ticket",
+        )
+    },
 }
 
 
@@ -361,10 +460,10 @@ def test_route_answers_role_as_declared(
         else:
             assert status == 302, f"{label}: expected a redirect to sign in, got {status}"
             assert urlsplit(response.headers["Location"]).path == "/login", label
-    elif access in (PUBLIC, SIGNED_IN):
-        assert status not in (401, 403), f"{label}: open to every role, got {status}"
     elif who in ALSO_REFUSED.get(endpoint, set()):
         assert status == 403, f"{label}: refused at the object level, got {status}"
+    elif access in (PUBLIC, SIGNED_IN):
+        assert status not in (401, 403), f"{label}: open to every role, got {status}"
     elif security.role_has(who, access):
         assert status not in (401, 403), f"{label}: the role holds {access}, got {status}"
     else:
