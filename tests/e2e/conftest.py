@@ -45,7 +45,11 @@ TIMEOUT_MS = 10_000
 PEOPLE = {
     "requester": ("riley@example.com", "Riley Requester"),
     "agent": ("ana@example.com", "Ana Agent"),
+    "approver": ("alex@example.com", "Alex Approver"),
+    "approver2": ("blair@example.com", "Blair Approver"),
 }
+# A key that is not a role names the role its account has.
+PEOPLE_ROLES = {"approver2": "approver"}
 PEOPLE_PASSWORD = "Basalt-e2e-" + secrets.token_hex(8)
 
 
@@ -130,7 +134,8 @@ def portal(request: pytest.FixtureRequest) -> Iterator[Portal]:
         "--password",
         ADMIN_PASSWORD,
     )
-    for role, (email, name) in PEOPLE.items():
+    for key, (email, name) in PEOPLE.items():
+        role = PEOPLE_ROLES.get(key, key)
         _flask(
             env,
             "users",
