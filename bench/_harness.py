@@ -327,6 +327,7 @@ class Result:
     server_cpu_ms_per_request: float | None
     client_cpu_ms_per_request: float
     loadavg_1m: float
+    steal_pct: float | None = None
     error_kinds: dict[str, int] = field(default_factory=dict)
 
 
@@ -399,12 +400,13 @@ def run_scenario(
     window["end"] = window["start"] + seconds
     ready.wait(timeout=60)
     time.sleep(max(0.0, window["start"] - time.perf_counter()))
-    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    server_cpu, client_cpu, ticks = server.cpu_seconds(), time.process_time(), cpu_ticks()
     for thread in threads:
         # Bounded: a client stops starting requests at window end; one request times out at 30 s.
         thread.join(timeout=seconds + warmup + 60)
     elapsed = max(time.perf_counter(), window["end"]) - window["start"]
     client_cpu = time.process_time() - client_cpu
+    stolen = steal_percent(ticks, cpu_ticks())
     server_end = server.cpu_seconds()
     server_cpu = None if server_cpu is None or server_end is None else server_end - server_cpu
     latencies = sorted(x for lat, _, _ in per_thread for x in lat)
@@ -431,8 +433,28 @@ def run_scenario(
         else None,
         client_cpu_ms_per_request=round(client_cpu * 1000 / len(ms), 2) if ms else float("nan"),
         loadavg_1m=round(os.getloadavg()[0], 2),
+        steal_pct=stolen,
         error_kinds=errors,
     )
+
+
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat), or None where there are none."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of the run's CPU time a hypervisor gave to other machines: on a shared
+    virtual machine this, not the portal, can be what slows a run down."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent[:8])  # user nice system idle iowait irq softirq steal
+    return round(100 * spent[7] / total, 1) if total else None
 
 
 # --------------------------------------------------------------------------- report
@@ -441,20 +463,23 @@ def run_scenario(
 def print_table(results: list[Result]) -> None:
     head = (
         f"{'scenario':<34} {'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>7} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv cpu':>7} {'load1':>5}"
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv cpu':>7} {'load1':>5} "
+        f"{'steal':>5}"
     )
     print(head)
     print("-" * len(head))
     for r in results:
         cpu = "n/a" if r.server_cpu_ms_per_request is None else f"{r.server_cpu_ms_per_request:.1f}"
+        steal = "n/a" if r.steal_pct is None else f"{r.steal_pct:.0f}%"
         print(
             f"{r.scenario:<34} {r.clients:>7} {r.requests:>8} {r.errors:>6} {r.rps:>7.1f} "
             f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} {r.max_ms:>7.1f} {cpu:>7} "
-            f"{r.loadavg_1m:>5.1f}"
+            f"{r.loadavg_1m:>5.1f} {steal:>5}"
         )
     print(
         "srv cpu = CPU ms per request of the gunicorn processes (user+system); "
-        "load1 = 1-min load average at the end of the run"
+        "load1 = 1-min load average at the end of the run; steal = share of the machine's "
+        "CPU time the hypervisor gave to other guests during the run"
     )
     for r in results:
         if r.error_kinds:
