@@ -23,7 +23,7 @@ from sqlalchemy.orm import lazyload
 from ..extensions import db
 from ..users.models import User
 from . import access
-from .models import STATUS_LABELS, WINDOW_HOLDING, ChangeRequest, change_services
+from .models import WINDOW_HOLDING, ChangeLabels, ChangeRequest, change_services
 from .setup_models import FreezePeriod, Service
 
 VIEWS = ("month", "week")
@@ -65,7 +65,7 @@ class Period:
 
 
 @dataclass
-class CalendarChange:
+class CalendarChange(ChangeLabels):
     """What the calendar shows of a change."""
 
     id: int
@@ -76,18 +76,6 @@ class CalendarChange:
     window_start: datetime
     window_end: datetime
     services: list[str]
-
-    @property
-    def number(self) -> str:
-        return f"CR-{self.id:06d}"
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS[self.status]
-
-    @property
-    def is_emergency(self) -> bool:
-        return self.type == "emergency"
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,28 @@ change_tickets = Table(
 )
 
 
-class ChangeRequest(db.Model):
+class ChangeLabels:
+    """How a change is named and labelled, for the model and for the plain rows the
+    calendar reads without it."""
+
+    id: int
+    status: str
+    type: str
+
+    @property
+    def number(self) -> str:
+        return f"CR-{self.id:06d}"
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def is_emergency(self) -> bool:
+        return self.type == "emergency"
+
+
+class ChangeRequest(ChangeLabels, db.Model):
     __tablename__ = "change_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,18 +148,6 @@ class ChangeRequest(db.Model):
         Index("ix_change_requests_risk_status", "risk", "status"),
         Index("ix_change_requests_created_at", "created_at"),
     )
-
-    @property
-    def number(self) -> str:
-        return f"CR-{self.id:06d}"
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS[self.status]
-
-    @property
-    def is_emergency(self) -> bool:
-        return self.type == "emergency"
 
     @property
     def is_pre_approved(self) -> bool:

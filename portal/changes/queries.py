@@ -4,9 +4,9 @@ ever widens what a person may see."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import selectinload
@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from ..errors import ServiceError
 from ..extensions import db
 from ..paging import Page, paginate
+from ..query_args import QueryArgs, pick, positive_int
 from ..security import Permission, role_has
 from ..users.models import User
 from .access import visible
@@ -32,14 +33,6 @@ SORTS = {
 }
 
 
-def _int(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
-
-
 def _date(value: Any) -> date | None:
     try:
         return date.fromisoformat(str(value)[:10]) if value else None
@@ -48,7 +41,9 @@ def _date(value: Any) -> date | None:
 
 
 @dataclass(frozen=True)
-class ChangeFilters:
+class ChangeFilters(QueryArgs):
+    DEFAULT_SORT: ClassVar[str] = "newest"
+
     status: str = ""
     type: str = ""
     risk: str = ""
@@ -64,38 +59,25 @@ class ChangeFilters:
     def from_args(cls, args: Any) -> ChangeFilters:
         """Unknown or malformed values are dropped, never an error."""
 
-        def pick(name: str, allowed: tuple[str, ...]) -> str:
-            value = args.get(name, "")
-            return value if value in allowed else ""
-
         return cls(
-            status=pick("status", STATUSES),
-            type=pick("type", TYPES),
-            risk=pick("risk", RISKS),
-            service=_int(args.get("service")),
+            status=pick(args, "status", STATUSES),
+            type=pick(args, "type", TYPES),
+            risk=pick(args, "risk", RISKS),
+            service=positive_int(args.get("service")),
             window_from=_date(args.get("window_from")),
             window_to=_date(args.get("window_to")),
             mine=args.get("mine", "") in ("1", "true", "on"),
             awaiting=args.get("awaiting", "") == "me",
-            sort=pick("sort", tuple(SORTS)) or "newest",
-            page=min(_int(args.get("page")) or 1, 100_000),
+            sort=pick(args, "sort", tuple(SORTS)) or "newest",
+            page=min(positive_int(args.get("page")) or 1, 100_000),
         )
 
-    def as_args(self, **changes: Any) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            if value in ("", None, False) or (key == "page" and value == 1):
-                continue
-            if key == "sort" and value == "newest":
-                continue
-            if key == "awaiting":
-                value = "me"
-            out[key] = value.isoformat() if isinstance(value, date) else value
-            if value is True:
-                out[key] = 1
-        return out
+    def arg_value(self, key: str, value: Any) -> Any:
+        if key == "awaiting":
+            return "me"
+        if isinstance(value, date):
+            return value.isoformat()
+        return super().arg_value(key, value)
 
 
 def _day_start_utc(day: date, zone: str) -> datetime:

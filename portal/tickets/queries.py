@@ -4,14 +4,15 @@ always starts from `visible()`: a search never widens what a person may see."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import defer, joinedload, raiseload
 
 from ..extensions import db
 from ..paging import Page, paginate
+from ..query_args import QueryArgs, pick, positive_int
 from ..users.models import User
 from . import search, ticket_cache
 from .access import visible
@@ -31,14 +32,6 @@ SORTS = {
 }
 
 
-def _int(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
-
-
 def ticket_number(q: str) -> int | None:
     """The id that `T-000123` or `123` names, if `q` is one."""
     digits = q.strip().upper().removeprefix("T-").lstrip("0")
@@ -49,7 +42,9 @@ def ticket_number(q: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class TicketFilters:
+class TicketFilters(QueryArgs):
+    DEFAULT_SORT: ClassVar[str] = "relevance"
+
     status: str = ""  # a status, "open", or "" (all)
     priority: str = ""
     type: str = ""
@@ -65,35 +60,19 @@ class TicketFilters:
     def from_args(cls, args: Any) -> TicketFilters:
         """Unknown or malformed values are dropped, never an error."""
 
-        def pick(name: str, allowed: tuple[str, ...]) -> str:
-            value = args.get(name, "")
-            return value if value in allowed else ""
-
         assignee = args.get("assignee", "")
         return cls(
-            status=pick("status", (*STATUSES, "open")),
-            priority=pick("priority", PRIORITIES),
-            type=pick("type", TYPES),
-            team=_int(args.get("team")),
-            assignee=assignee if assignee == "none" or _int(assignee) else "",
+            status=pick(args, "status", (*STATUSES, "open")),
+            priority=pick(args, "priority", PRIORITIES),
+            type=pick(args, "type", TYPES),
+            team=positive_int(args.get("team")),
+            assignee=assignee if assignee == "none" or positive_int(assignee) else "",
             mine=args.get("mine", "") in ("1", "true", "on"),
-            sla=pick("sla", SLA_STATES),
+            sla=pick(args, "sla", SLA_STATES),
             q=args.get("q", "").replace("\x00", "").strip()[:200],
-            sort=pick("sort", tuple(SORTS)) or "relevance",
-            page=min(_int(args.get("page")) or 1, 100_000),
+            sort=pick(args, "sort", tuple(SORTS)) or "relevance",
+            page=min(positive_int(args.get("page")) or 1, 100_000),
         )
-
-    def as_args(self, **changes: Any) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            if value in ("", None, False) or (key == "page" and value == 1):
-                continue
-            if key == "sort" and value == "relevance":
-                continue
-            out[key] = 1 if value is True else value
-        return out
 
     def without_status(self) -> TicketFilters:
         return replace(self, status="", page=1)
