@@ -24,8 +24,9 @@ from . import approvals, lifecycle, services
 from .access import get_change_or_404
 from .conflicts import FreezeConflict, WindowConflict
 from .forms import CloseForm, FinishForm, LinkTicketForm, ReviewForm, ScheduleForm, VoteForm
+from .inbox_views import _voted_message
 from .models import ChangeRequest
-from .views import _allowed, _refused, _voted_message, _window, bp, detail_context
+from .views import _allowed, _refused, _window, bp, detail_context
 
 CREATE, APPROVE = Permission.CHANGES_CREATE, Permission.CHANGES_APPROVE
 

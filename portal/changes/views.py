@@ -26,7 +26,7 @@ from ..tickets.models import Ticket
 from ..tickets.queries import ticket_number
 from ..timeutil import to_zone
 from ..users.models import User
-from ..web import error_response, is_htmx, redirect_to, render
+from ..web import error_response, redirect_to, render
 from . import approvals, services, workflow
 from .access import get_change_or_404, is_admin, is_involved, sees_all
 from .conflicts import window_to_utc
@@ -51,7 +51,6 @@ from .models import (
     ConflictAcknowledgement,
 )
 from .queries import SORTS, ChangeFilters, list_changes
-from .queries import inbox as inbox_items
 from .risk import RISKS
 from .setup_models import Service, StandardTemplate
 
@@ -81,7 +80,7 @@ def _local_input(value: datetime | None) -> datetime | None:
     return local.replace(tzinfo=None) if local else None
 
 
-# -- the list and the inbox -----------------------------------------------------------------
+# -- the list --------------------------------------------------------------------------------
 
 
 def _list_choices() -> dict[str, list[tuple[str, str]]]:
@@ -108,48 +107,6 @@ def index() -> Response:
         choices=_list_choices(),
         approves=role_has(current_user.role, APPROVE),
     )
-
-
-@bp.route("/inbox")
-@permission_required(APPROVE)
-def inbox() -> Response:
-    return render("changes/inbox.html", None, items=inbox_items(current_user), forms={})
-
-
-@bp.route("/inbox/<int:change_id>/vote", methods=["POST"])
-@permission_required(APPROVE)
-def inbox_vote(change_id: int) -> Response:
-    """The vote cast from an inbox row: htmx swaps the row in place with the result (or
-    the row with its error); without JS, back to the inbox."""
-    change = get_change_or_404(change_id, current_user)
-    form = VoteForm()
-    status = 422
-    if form.validate():
-        try:
-            ballot = approvals.vote(
-                change, current_user, form.decision.data, form.comment.data or ""
-            )
-        except ServiceError as exc:
-            if exc.status != 422:
-                return _refused(exc)
-            form.add_error(exc.field, exc.message)
-        else:
-            if not is_htmx():
-                flash(_voted_message(change, ballot.decision), "success")
-                return redirect_to(url_for("changes.inbox"))
-            return render("changes/inbox.html", "row", item=change, ballot=ballot, forms={})
-    forms = {change.id: form}
-    if is_htmx():
-        return render("changes/inbox.html", "row", status, item=change, forms=forms)
-    items = inbox_items(current_user)
-    if change not in items:
-        items.insert(0, change)
-    return render("changes/inbox.html", None, status, items=items, forms=forms)
-
-
-def _voted_message(change: ChangeRequest, decision: str) -> str:
-    verb = "approved" if decision == "approve" else "rejected"
-    return f"You {verb} {change.number}; it is now {change.status_label.lower()}."
 
 
 # -- filing and editing ---------------------------------------------------------------------
@@ -431,4 +388,4 @@ def _refused(exc: ServiceError) -> Response:
 
 
 # Routes of their own module, registered on the same blueprint.
-from . import step_views  # noqa: E402,F401
+from . import inbox_views, step_views  # noqa: E402,F401
