@@ -525,6 +525,46 @@ def print_run_notes(
     return load_end
 
 
+def measure_and_report(
+    server: Server,
+    chosen: list[Scenario],
+    args: Any,
+    usable: int,
+    load_start: tuple[float, float, float],
+    stop: threading.Event,
+    target_keys: tuple[str, ...],
+    target_p95_ms: float,
+) -> tuple[list[Result], tuple[float, float, float]]:
+    """Run every scenario at every client level, print the table, the notes and one
+    target line per targeted scenario at 10 clients; returns the results and the load."""
+    print(
+        f"load      : {args.seconds:g} s measured (+{args.warmup:g} s warm-up) per run, "
+        f"clients {args.client_levels}, keep-alive http.client per client thread"
+    )
+    print()
+    results = [
+        run_scenario(server, scenario, clients, args.seconds, args.warmup, stop)
+        for clients in args.client_levels
+        for scenario in chosen
+    ]
+    print_table(results)
+    print()
+    load_end = print_run_notes(results, usable, args.workers, load_start)
+    labels = {s.label: s.key for s in chosen}
+    for key in target_keys:
+        measured = next(
+            (r for r in results if labels.get(r.scenario) == key and r.clients == 10), None
+        )
+        if measured is None:
+            continue
+        verdict = "within" if measured.p95_ms < target_p95_ms else "ABOVE"
+        print(
+            f"target: {key} p95 under {target_p95_ms:.0f} ms at 10 clients; measured "
+            f"{measured.p95_ms:.1f} ms ({verdict} target)"
+        )
+    return results, load_end
+
+
 def client_levels(text: str) -> list[int]:
     """The --clients option: "10,50" gives [10, 50]; ValueError on anything else."""
     return [int(c) for c in text.split(",") if c.strip()]

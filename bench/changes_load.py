@@ -31,20 +31,17 @@ from typing import Any
 from _harness import (
     HOST,
     Database,
-    Result,
     Scenario,
     Server,
     client_levels,
     describe_machine,
     free_port,
     local_redis,
+    measure_and_report,
     migrate,
     portal_env,
     prepare_postgres,
-    print_run_notes,
-    print_table,
     request,
-    run_scenario,
     sign_in,
 )
 
@@ -445,32 +442,9 @@ def main(argv: list[str] | None = None) -> int:
                 chosen.remove(scenario)
             elif status != 200:
                 print(f"warning   : {scenario.path} answered {status}; its errors will show")
-        print(
-            f"load      : {args.seconds:g} s measured (+{args.warmup:g} s warm-up) per run, "
-            f"clients {args.client_levels}, keep-alive http.client per client thread"
+        results, load_end = measure_and_report(
+            server, chosen, args, usable, load_start, stop, TARGET_KEYS, TARGET_P95_MS
         )
-        print()
-        results: list[Result] = []
-        for clients in args.client_levels:
-            for scenario in chosen:
-                results.append(
-                    run_scenario(server, scenario, clients, args.seconds, args.warmup, stop)
-                )
-        print_table(results)
-        print()
-        load_end = print_run_notes(results, usable, args.workers, load_start)
-        labels = {s.label: s.key for s in chosen}
-        for key in TARGET_KEYS:
-            measured = next(
-                (r for r in results if labels.get(r.scenario) == key and r.clients == 10), None
-            )
-            if measured is None:
-                continue
-            verdict = "within" if measured.p95_ms < TARGET_P95_MS else "ABOVE"
-            print(
-                f"target: {key} p95 under {TARGET_P95_MS:.0f} ms at 10 clients; measured "
-                f"{measured.p95_ms:.1f} ms ({verdict} target)"
-            )
         if args.json_path:
             payload = {
                 "database": {"kind": db.kind, "version": db.version, "url": db.url},
