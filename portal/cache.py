@@ -66,7 +66,7 @@ def bump(namespace: str) -> None:
 
 
 def clear() -> None:
-    """Drop every cached value and version (tests; `flask ops` housekeeping)."""
+    """Drop every cached value and version (the tests start each from nothing)."""
     conn = jobs.connection()
     keys = list(conn.scan_iter(match=f"{PREFIX}*", count=1000))
     if keys:
@@ -116,5 +116,6 @@ def watch_writes() -> None:
             event.listen(Session, name, listener)
 
 
-def ttl_setting(name: str) -> int:
-    return int(getattr(current_app.config["SETTINGS"], name))
+def shared(namespace: str, key: str, compute: Callable[[], T]) -> T:
+    """`remember()` for the answers many people share, kept `SHARED_CACHE_SECONDS`."""
+    return remember(namespace, key, current_app.config["SETTINGS"].SHARED_CACHE_SECONDS, compute)

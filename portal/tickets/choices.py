@@ -38,11 +38,9 @@ def _as_pairs(rows: list[list[str]] | Pairs) -> Pairs:
 
 
 def teams() -> Pairs:
-    ttl = cache.ttl_setting("SHARED_CACHE_SECONDS")
-    return _as_pairs(cache.remember(Team.__tablename__, "choices", ttl, _team_pairs))
+    return _as_pairs(cache.shared(Team.__tablename__, "choices", _team_pairs))
 
 
 def workers() -> Pairs:
     """Active people whose role works tickets: the assignees one may choose."""
-    ttl = cache.ttl_setting("SHARED_CACHE_SECONDS")
-    return _as_pairs(cache.remember(User.__tablename__, "workers", ttl, _worker_pairs))
+    return _as_pairs(cache.shared(User.__tablename__, "workers", _worker_pairs))

@@ -29,8 +29,7 @@ T = TypeVar("T")
 
 def _remember(kind: str, scope: str, question: Any, compute: Callable[[], T]) -> T:
     digest = hashlib.sha256(json.dumps([scope, question], sort_keys=True).encode()).hexdigest()
-    ttl = cache.ttl_setting("SHARED_CACHE_SECONDS")
-    return cache.remember(NAMESPACE, f"{kind}:{digest[:32]}", ttl, compute)
+    return cache.shared(NAMESPACE, f"{kind}:{digest[:32]}", compute)
 
 
 def _scope(user: User, personal: bool = False) -> str:
