@@ -75,6 +75,7 @@ def _register_blueprints(app: Flask) -> None:
     from .changes.admin_views import bp as change_admin_bp
     from .changes.views import bp as changes_bp
     from .ops.views import bp as ops_bp
+    from .reports.views import bp as reports_bp
     from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp
     from .users import bp as users_bp
@@ -85,14 +86,24 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(desk_admin_bp)
     app.register_blueprint(changes_bp)
     app.register_blueprint(change_admin_bp)
+    app.register_blueprint(reports_bp)
 
 
 def _register_cli(app: Flask) -> None:
     from .audits.cli import audits_cli
     from .ops.cli import ops_cli, scheduler_command, worker_command
+    from .reports.cli import reports_cli
     from .tickets.cli import tickets_cli
     from .users.cli import users_cli
 
-    commands = (audits_cli, ops_cli, tickets_cli, users_cli, worker_command, scheduler_command)
+    commands = (
+        audits_cli,
+        ops_cli,
+        reports_cli,
+        tickets_cli,
+        users_cli,
+        worker_command,
+        scheduler_command,
+    )
     for command in commands:
         app.cli.add_command(command)

@@ -74,6 +74,7 @@ class Settings:
     TICKET_PENDING_RESOLVE_DAYS: int = 14
     ATTACHMENT_MAX_BYTES: int = 10 * 1024 * 1024
     SHARED_CACHE_SECONDS: int = 60
+    EXPORT_RETENTION_DAYS: int = 7
 
     @property
     def is_production(self) -> bool:
@@ -156,6 +157,8 @@ def _validate(settings: Settings, instance_path: Path) -> Settings:
         raise SettingsError("MAIL_USE_TLS and MAIL_USE_SSL are exclusive")
     if settings.LOCKOUT_THRESHOLD < 1 or settings.LOCKOUT_MINUTES < 1:
         raise SettingsError("LOCKOUT_THRESHOLD and LOCKOUT_MINUTES must be positive")
+    if settings.EXPORT_RETENTION_DAYS < 1:
+        raise SettingsError("EXPORT_RETENTION_DAYS must be at least 1")
     try:
         from zoneinfo import ZoneInfo
 

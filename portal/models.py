@@ -4,6 +4,7 @@ from .audits.models import AuditEvent
 from .changes import models as _changes  # noqa: F401  (change requests and their setup)
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
 from .mail import OutboxMessage
+from .reports.models import Export
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply
 from .tickets.setup_models import (
@@ -20,6 +21,7 @@ from .users.models import Invitation, PasswordReset, User, UserSession
 __all__ = [
     "ActionItem",
     "AuditEvent",
+    "Export",
     "IncidentReview",
     "SavedView",
     "TicketAttachment",

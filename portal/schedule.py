@@ -13,6 +13,7 @@ from typing import Any
 
 from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
+from .reports import tasks as report_tasks
 from .tickets import sweep as ticket_sweep
 
 
@@ -36,4 +37,6 @@ PERIODIC: tuple[Periodic, ...] = (
     # Change reminders (a day before the window, at its opening) when their scheduled job
     # was lost or there is no scheduler (the embedded default).
     Periodic(change_tasks.reminder_sweep_job, every_seconds=5 * 60, timeout_seconds=300),
+    # Exports: expire old files, fail rows whose worker died, remove partial files.
+    Periodic(report_tasks.cleanup_exports, every_seconds=15 * 60, timeout_seconds=600),
 )

@@ -15,8 +15,12 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -76,13 +80,37 @@ def _path(key: str) -> Path:
     return path
 
 
-def save(stream: BinaryIO, *, prefix: str, max_bytes: int | None = None) -> StoredFile:
-    """Copy `stream` into a new stored file and return its key, size and SHA-256.
+class NewFile:
+    """A stored file being written: counts its bytes and hashes them on the way."""
 
-    The copy goes to a temporary file next to its final place and is renamed
-    only when complete, so a reader never sees half a file and a failed or
-    refused upload leaves nothing behind. With `max_bytes`, reading stops as
-    soon as the stream holds more, and FileTooLarge is raised.
+    def __init__(self, out: BinaryIO, max_bytes: int | None) -> None:
+        self._out = out
+        self._max_bytes = max_bytes
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.stored: StoredFile | None = None  # set once the file is in place
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self._max_bytes is not None and self.size > self._max_bytes:
+            raise FileTooLarge(self._max_bytes)
+        self._digest.update(data)
+        return self._out.write(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+@contextmanager
+def create(prefix: str, max_bytes: int | None = None) -> Iterator[NewFile]:
+    """Write a new stored file inside the block; its key, size and SHA-256 are on
+    `.stored` once the block ends.
+
+    The bytes go to a temporary file next to their final place, renamed only when the
+    block ends without an error, so a reader never sees half a file and a failed,
+    refused or cancelled write leaves nothing behind. With `max_bytes`, writing more
+    raises FileTooLarge.
     """
     if not _PREFIX.fullmatch(prefix):
         raise InvalidKey(f"not a storage prefix: {prefix!r}")
@@ -91,22 +119,27 @@ def save(stream: BinaryIO, *, prefix: str, max_bytes: int | None = None) -> Stor
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name never matches the key pattern, so no key can reach a partial file.
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".part")
-    digest, size = hashlib.sha256(), 0
     try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK_SIZE):
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise FileTooLarge(max_bytes)
-                digest.update(chunk)
-                out.write(chunk)
+        with os.fdopen(fd, "wb", buffering=CHUNK_SIZE) as out:
+            new_file = NewFile(out, max_bytes)
+            yield new_file
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    return StoredFile(key=key, size=size, sha256=digest.hexdigest())
+    new_file.stored = StoredFile(key=key, size=new_file.size, sha256=new_file.sha256)
+
+
+def save(stream: BinaryIO, *, prefix: str, max_bytes: int | None = None) -> StoredFile:
+    """Copy `stream` into a new stored file and return its key, size and SHA-256 (see
+    `create`); reading stops as soon as the stream holds more than `max_bytes`."""
+    with create(prefix, max_bytes) as new_file:
+        while chunk := stream.read(CHUNK_SIZE):
+            new_file.write(chunk)
+    assert new_file.stored is not None
+    return new_file.stored
 
 
 def open(key: str) -> BinaryIO:  # noqa: A001 - the module is used as `storage.open(key)`
@@ -125,3 +158,23 @@ def exists(key: str) -> bool:
 
 def size(key: str) -> int:
     return _path(key).stat().st_size
+
+
+def purge_partial(prefix: str, older_than: timedelta) -> int:
+    """Remove temporary files under `prefix` left by writers that died mid-way (a killed
+    worker never reaches `create`'s cleanup); the number removed."""
+    if not _PREFIX.fullmatch(prefix):
+        raise InvalidKey(f"not a storage prefix: {prefix!r}")
+    folder = _root() / prefix
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for partial in folder.glob(".incoming-*.part"):
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

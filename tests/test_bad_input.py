@@ -950,6 +950,7 @@ LIST_CASES = [
     for path, params in (
         ("/users/", ("q", "role", "status", "page")),
         ("/outbox/", ("status", "page")),
+        ("/reports/exports", ("page",)),
         (
             "/tickets/",
             ("q", "status", "priority", "type", "team", "assignee", "sla", "sort", "page"),

@@ -28,6 +28,7 @@ from portal.changes import services as change_services
 from portal.changes.setup_models import FreezePeriod, Service, StandardTemplate
 from portal.extensions import db
 from portal.mail import OutboxMessage
+from portal.reports import services as export_services
 from portal.security import PUBLIC, SIGNED_IN, Permission, Role
 from portal.tickets import services as ticket_services
 from portal.tickets.attachments import add_attachment
@@ -121,6 +122,7 @@ class World:
     freeze_id: int
     template_id: int
     record_id: int
+    export_id: int
     own_session_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
@@ -144,6 +146,7 @@ class World:
             "freeze_id": self.freeze_id,
             "template_id": self.template_id,
             "record_id": self.record_id,
+            "export_id": self.export_id,
             "direction": "down",
             "item_id": 1,
         }
@@ -210,6 +213,7 @@ def build_world(app: Flask) -> World:
         db.session.add_all([freeze, template])
         db.session.commit()
         record = change_pdf.request_pdf(change, target)
+        export = export_services.request_export("tickets", {}, target)
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -232,6 +236,7 @@ def build_world(app: Flask) -> World:
             freeze_id=freeze.id,
             template_id=template.id,
             record_id=record.id,
+            export_id=export.id,
         )
 
 
@@ -348,6 +353,14 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "changes.request_pdf": SIGNED_IN,
     "changes.pdf_status": SIGNED_IN,
     "changes.download_pdf": SIGNED_IN,
+    # Exports: whoever may read a list may export it (reports/sources.py decides per list);
+    # an export itself is its owner's, or an admin's, else not found (reports/views.py).
+    "reports.my_exports": SIGNED_IN,
+    "reports.start_export": SIGNED_IN,
+    "reports.export_status": SIGNED_IN,
+    "reports.cancel_export": SIGNED_IN,
+    "reports.retry_export": SIGNED_IN,
+    "reports.download_export": SIGNED_IN,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (
@@ -396,6 +409,9 @@ ALSO_REFUSED: dict[str, set[str]] = {
     "changes.request_pdf": {"requester"},
     "changes.pdf_status": {"requester"},
     "changes.download_pdf": {"requester"},
+    # The world's export is another requester's: an admin may see and download it, but
+    # only its owner may run it again.
+    "reports.retry_export": {"admin"},
     **{
         f"changes.{name}": {"requester", "approver", "agent"}
         for name in (

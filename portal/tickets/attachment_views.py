@@ -4,16 +4,15 @@ blueprint, see views.py)."""
 from __future__ import annotations
 
 import logging
-import unicodedata
-from urllib.parse import quote
 
-from flask import abort, flash, send_file, url_for
+from flask import abort, flash, url_for
 from flask_login import current_user
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.wrappers import Response
 from wtforms import BooleanField
 
 from .. import storage
+from ..downloads import stored_file_response
 from ..errors import ServiceError
 from ..forms import PortalForm
 from ..security import Permission, permission_required
@@ -25,10 +24,6 @@ from .models import Ticket
 from .views import bp
 
 log = logging.getLogger(__name__)
-
-# A stored file is never a page of the portal: no script, no style, no frame, no
-# plugin may run from it even if a browser were talked into rendering it.
-DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
 
 class AttachmentForm(PortalForm):
@@ -75,41 +70,15 @@ def upload_attachment(ticket_id: int) -> Response:
     return redirect_to(url_for("tickets.detail", ticket_id=ticket.id))
 
 
-def _content_disposition(filename: str) -> dict[str, str]:
-    """Both forms of the name: `filename*` for browsers (any script), and a plain
-    ASCII `filename` for the few clients that read only that."""
-    plain = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-    plain = "".join(ch if ch.isalnum() or ch in " .-_()+" else "_" for ch in plain).strip()
-    return {
-        "filename": plain or "attachment",
-        "filename*": "UTF-8''" + quote(filename, safe="!#$&+-.^_`|~"),
-    }
-
-
 @bp.route("/<int:ticket_id>/attachments/<int:attachment_id>")
 @permission_required(Permission.TICKETS_READ)
 def download_attachment(ticket_id: int, attachment_id: int) -> Response:
     ticket = get_ticket_or_404(ticket_id, current_user)
     attachment = get_attachment_or_404(ticket, attachment_id, current_user)
     try:
-        length = storage.size(attachment.storage_key)
-        stream = storage.open(attachment.storage_key)
+        return stored_file_response(
+            attachment.storage_key, attachment.filename, attachment.content_type
+        )
     except FileNotFoundError:
         log.error("attachment %s of ticket %s has no stored file", attachment.id, ticket.id)
         abort(404, "The file is no longer stored.")
-    response = send_file(
-        stream,
-        mimetype=attachment.content_type,
-        as_attachment=True,
-        download_name=attachment.filename,
-        etag=False,
-        conditional=False,
-    )
-    response.content_length = length
-    response.headers.set(
-        "Content-Disposition", "attachment", **_content_disposition(attachment.filename)
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
-    return response

@@ -56,3 +56,13 @@ def sweep_command() -> None:
     from .sweep import run_sweep
 
     click.echo(run_sweep().summary())
+
+
+@tickets_cli.command("recompute-sla")
+def recompute_sla_command() -> None:
+    """Replay every ticket's SLA clocks and store their due times, states and figures
+    (after an upgrade that added figures, or a calendar fixed by hand in the database)."""
+    from .sla import recompute_all
+
+    done = recompute_all(progress=lambda n: click.echo(f"  {n:,} tickets"))
+    click.echo(f"Recomputed the SLA figures of {done:,} tickets.")

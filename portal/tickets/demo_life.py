@@ -354,9 +354,7 @@ def finish(x: Life) -> None:
         response=replay(calendars["response"], by_clock["response"], w.now),
         resolution=replay(calendars["resolution"], by_clock["resolution"], w.now),
     )
-    row["response_due_at"] = clocks.response.due_at or clocks.response.breached_at
-    row["resolution_due_at"] = clocks.resolution.due_at or clocks.resolution.breached_at
-    row["sla_state"] = clocks.state
+    row.update(sla.stored_figures(clocks))
     for name, state in (("response", clocks.response), ("resolution", clocks.resolution)):
         end = state.stopped_at or w.now
         marks = (

@@ -54,6 +54,13 @@ class Ticket(db.Model):
     response_due_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None]
     sla_state: Mapped[str] = mapped_column(String(10), default="on_track")
+    # Each clock's own badge, its business seconds once stopped (pauses excluded, per the
+    # SLA calendar) and the time spent pending: what exports and reports read, in SQL.
+    response_state: Mapped[str | None] = mapped_column(String(10))
+    resolution_state: Mapped[str | None] = mapped_column(String(10))
+    response_seconds: Mapped[int | None]
+    resolution_seconds: Mapped[int | None]
+    paused_seconds: Mapped[int | None]
 
     category: Mapped[Category | None] = relationship(lazy="joined")
     team: Mapped[Team | None] = relationship(lazy="joined")

@@ -1,0 +1,136 @@
+"""Exports' pages: ask for one from a list, watch it build, download it, cancel or
+retry it, and "My exports"."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from .. import jobs
+from ..downloads import stored_file_response
+from ..errors import ServiceError
+from ..extensions import db
+from ..paging import paginate
+from ..query_args import positive_int
+from ..security import login_required
+from ..web import error_response, redirect_to, render
+from . import services
+from .models import Export
+from .sources import SOURCES
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+
+def get_export_or_404(export_id: int, user) -> Export:  # type: ignore[no-untyped-def]
+    """The export, only for its owner or an admin: anyone else's link is not found (so
+    an id says nothing about whether it exists)."""
+    export = db.session.get(Export, export_id) if 0 < export_id < 2**31 else None
+    if export is None or not (export.requested_by_id == user.id or user.role == "admin"):
+        abort(404)
+    return export
+
+
+@bp.app_template_global()
+def export_button_args(kind: str) -> dict[str, str]:
+    """What a list's Export button posts: the list's kind and its query string as shown."""
+    return {"kind": kind, "query": request.query_string.decode("latin-1")}
+
+
+@bp.app_template_global()
+def export_progress(export: Export) -> int:
+    """Rows written so far: the job's own count while it runs (kept in Redis, where the
+    worker writes it each half second), else the row's."""
+    if export.status != "running" or not export.job_id:
+        return export.rows_done
+    try:
+        meta = Job.fetch(export.job_id, connection=jobs.connection()).get_meta(refresh=True)
+    except (NoSuchJobError, RedisError):
+        return export.rows_done
+    return int(meta.get("done", export.rows_done))
+
+
+@bp.route("/exports")
+@login_required
+def my_exports() -> Response:
+    page = min(positive_int(request.args.get("page")) or 1, 100_000)
+    stmt = (
+        select(Export)
+        .where(Export.requested_by_id == current_user.id)
+        .order_by(Export.created_at.desc(), Export.id.desc())
+    )
+    return render("reports/exports.html", "exports", page=paginate(stmt, page), sources=SOURCES)
+
+
+@bp.route("/exports", methods=["POST"])
+@login_required
+def start_export() -> Response:
+    kind = request.form.get("kind", "")
+    args = MultiDict(parse_qsl(request.form.get("query", "")[:4000]))
+    try:
+        export = services.request_export(kind, args, current_user)
+    except ServiceError as exc:
+        return error_response(exc.status, "Not exported", exc.message)
+    return redirect_to(url_for("reports.export_status", export_id=export.id))
+
+
+@bp.route("/exports/<int:export_id>")
+@login_required
+def export_status(export_id: int) -> Response:
+    export = get_export_or_404(export_id, current_user)
+    source = SOURCES[export.kind]
+    return render("reports/export.html", "status", export=export, source=source)
+
+
+@bp.route("/exports/<int:export_id>/cancel", methods=["POST"])
+@login_required
+def cancel_export(export_id: int) -> Response:
+    export = get_export_or_404(export_id, current_user)
+    try:
+        services.cancel_export(export, current_user)
+    except ServiceError as exc:
+        return error_response(exc.status, "Not cancelled", exc.message)
+    flash("The export is cancelled.", "success")
+    return redirect_to(url_for("reports.export_status", export_id=export.id))
+
+
+@bp.route("/exports/<int:export_id>/retry", methods=["POST"])
+@login_required
+def retry_export(export_id: int) -> Response:
+    export = get_export_or_404(export_id, current_user)
+    try:
+        services.retry_export(export, current_user)
+    except ServiceError as exc:
+        return error_response(exc.status, "Not retried", exc.message)
+    return redirect_to(url_for("reports.export_status", export_id=export.id))
+
+
+@bp.route("/exports/<int:export_id>/download")
+@login_required
+def download_export(export_id: int) -> Response:
+    export = get_export_or_404(export_id, current_user)
+    if not services.may_download(export, current_user):
+        abort(403, "You may no longer download this export.")
+    if export.status == "expired":
+        abort(410, "This export has expired and its file was deleted. Ask for a new one.")
+    if export.status != "done" or not export.file_key:
+        abort(404, "This export is not ready.")
+    try:
+        response = stored_file_response(
+            export.file_key, export.filename or "export.csv", "text/csv; charset=utf-8"
+        )
+    except FileNotFoundError:
+        log.error("export %s has no stored file", export.id)
+        abort(410, "The file is no longer stored. Ask for a new export.")
+    services.record_download(export, current_user)
+    return response
