@@ -54,12 +54,11 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_column('paused_seconds')
-        batch_op.drop_column('resolution_seconds')
-        batch_op.drop_column('response_seconds')
-        batch_op.drop_column('resolution_state')
-        batch_op.drop_column('response_state')
+    # A plain DROP COLUMN (SQLite 3.35+): batch mode would copy the tickets table, and the
+    # search triggers of 0004 that name it break on the copy.
+    for column in ('paused_seconds', 'resolution_seconds', 'response_seconds',
+                   'resolution_state', 'response_state'):
+        op.execute(f'ALTER TABLE tickets DROP COLUMN {column}')
 
     with op.batch_alter_table('exports', schema=None) as batch_op:
         batch_op.drop_index('ix_exports_status')
