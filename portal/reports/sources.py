@@ -22,7 +22,7 @@ from ..tickets.queries import TicketFilters, tickets_query
 from ..tickets.setup_models import Category, Team
 from ..users.models import User
 from ..users.queries import UserFilters, users_query
-from .columns import INT, MINUTES, TIME, Column, number_format
+from .columns import INT, MINUTES, PLAIN, TIME, Column, defused, lookup, number_format
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Plan:
 
     columns: list[Column]
     statement: Select[Any]
+    # The list's own query, for the row count (the lookups joined above never add rows).
+    listed: Select[Any]
 
     @property
     def headers(self) -> list[str]:
@@ -62,43 +64,49 @@ class Source:
 # -- tickets --------------------------------------------------------------------------------
 
 
+def _people() -> Any:
+    return lookup(User.id, defused(User.name).label("name"), defused(User.email).label("email"))
+
+
 def _ticket_plan(filters: TicketFilters, user: User) -> Plan:
-    assignee, requester = aliased(User), aliased(User)
+    assignee, requester = _people().alias("assignee"), _people().alias("requester")
+    team = lookup(Team.id, defused(Team.name).label("name")).alias("team")
+    category = lookup(Category.id, defused(Category.name).label("name")).alias("category")
     severity = case((Ticket.type == "incident", case(SEVERITY, value=Ticket.priority)), else_=None)
     columns = [
         Column("Number", Ticket.id, number_format("T-")),
-        Column("Type", Ticket.type),
+        Column("Type", Ticket.type, PLAIN),
         Column("Subject", Ticket.subject),
-        Column("Category", Category.name),
-        Column("Priority", Ticket.priority),
-        Column("Severity", severity),
-        Column("Status", case(STATUS_LABELS, value=Ticket.status)),
-        Column("Team", Team.name),
-        Column("Assignee", assignee.name),
-        Column("Requester", requester.name),
-        Column("Requester email", requester.email),
-        Column("Level", Ticket.level),
+        Column("Category", category.c.name, PLAIN),
+        Column("Priority", Ticket.priority, PLAIN),
+        Column("Severity", severity, PLAIN),
+        Column("Status", case(STATUS_LABELS, value=Ticket.status), PLAIN),
+        Column("Team", team.c.name, PLAIN),
+        Column("Assignee", assignee.c.name, PLAIN),
+        Column("Requester", requester.c.name, PLAIN),
+        Column("Requester email", requester.c.email, PLAIN),
+        Column("Level", Ticket.level, PLAIN),
         Column("Created", Ticket.created_at, TIME),
         Column("First response", Ticket.first_response_at, TIME),
         Column("Resolved", Ticket.resolved_at, TIME),
         Column("Closed", Ticket.closed_at, TIME),
         Column("Response due", Ticket.response_due_at, TIME),
-        Column("Response SLA", Ticket.response_state),
+        Column("Response SLA", Ticket.response_state, PLAIN),
         Column("Resolution due", Ticket.resolution_due_at, TIME),
-        Column("Resolution SLA", Ticket.resolution_state),
+        Column("Resolution SLA", Ticket.resolution_state, PLAIN),
         Column("Business minutes to first response", Ticket.response_seconds, MINUTES),
         Column("Business minutes to resolution", Ticket.resolution_seconds, MINUTES),
         Column("Minutes paused", Ticket.paused_seconds, MINUTES),
     ]
     # counting: every match is read, so the plain text match, not the ranked one.
+    listed = tickets_query(filters, user, counting=True)
     stmt = (
-        tickets_query(filters, user, counting=True)
-        .outerjoin_from(Ticket, Category, Category.id == Ticket.category_id)
-        .outerjoin_from(Ticket, Team, Team.id == Ticket.team_id)
-        .outerjoin_from(Ticket, assignee, assignee.id == Ticket.assignee_id)
-        .join_from(Ticket, requester, requester.id == Ticket.requester_id)
+        listed.outerjoin_from(Ticket, category, category.c.id == Ticket.category_id)
+        .outerjoin_from(Ticket, team, team.c.id == Ticket.team_id)
+        .outerjoin_from(Ticket, assignee, assignee.c.id == Ticket.assignee_id)
+        .join_from(Ticket, requester, requester.c.id == Ticket.requester_id)
     )
-    return Plan(columns, stmt.with_only_columns(*(c.expr for c in columns)))
+    return Plan(columns, stmt.with_only_columns(*(c.expr for c in columns)), listed)
 
 
 def _ticket_scope(user: User) -> str:
@@ -109,7 +117,8 @@ def _ticket_scope(user: User) -> str:
 
 
 def _change_plan(filters: ChangeFilters, user: User) -> Plan:
-    requester, implementer, approver = aliased(User), aliased(User), aliased(User)
+    requester, implementer = _people().alias("requester"), _people().alias("implementer")
+    approver = aliased(User)
     votes = (
         select(
             func.aggregate_strings(
@@ -131,13 +140,13 @@ def _change_plan(filters: ChangeFilters, user: User) -> Plan:
     columns = [
         Column("Number", ChangeRequest.id, number_format("CR-")),
         Column("Title", ChangeRequest.title),
-        Column("Type", ChangeRequest.type),
-        Column("Status", case(CHANGE_STATUS_LABELS, value=ChangeRequest.status)),
-        Column("Risk", ChangeRequest.risk),
+        Column("Type", ChangeRequest.type, PLAIN),
+        Column("Status", case(CHANGE_STATUS_LABELS, value=ChangeRequest.status), PLAIN),
+        Column("Risk", ChangeRequest.risk, PLAIN),
         Column("Impact", ChangeRequest.impact, INT),
         Column("Likelihood", ChangeRequest.likelihood, INT),
-        Column("Requester", requester.name),
-        Column("Implementer", implementer.name),
+        Column("Requester", requester.c.name, PLAIN),
+        Column("Implementer", implementer.c.name, PLAIN),
         Column("Window start", ChangeRequest.window_start, TIME),
         Column("Window end", ChangeRequest.window_end, TIME),
         Column("Approval round", ChangeRequest.approval_round, INT),
@@ -147,12 +156,11 @@ def _change_plan(filters: ChangeFilters, user: User) -> Plan:
         Column("Closed", ChangeRequest.closed_at, TIME),
         Column("Created", ChangeRequest.created_at, TIME),
     ]
-    stmt = (
-        changes_query(filters, user)
-        .join_from(ChangeRequest, requester, requester.id == ChangeRequest.requester_id)
-        .outerjoin_from(ChangeRequest, implementer, implementer.id == ChangeRequest.implementer_id)
-    )
-    return Plan(columns, stmt.with_only_columns(*(c.expr for c in columns)))
+    listed = changes_query(filters, user)
+    stmt = listed.join_from(
+        ChangeRequest, requester, requester.c.id == ChangeRequest.requester_id
+    ).outerjoin_from(ChangeRequest, implementer, implementer.c.id == ChangeRequest.implementer_id)
+    return Plan(columns, stmt.with_only_columns(*(c.expr for c in columns)), listed)
 
 
 def _change_scope(user: User) -> str:
@@ -167,14 +175,15 @@ def _user_plan(filters: UserFilters, user: User) -> Plan:
     columns = [
         Column("Name", User.name),
         Column("Email", User.email),
-        Column("Role", User.role),
-        Column("Status", status),
-        Column("Time zone", User.timezone),
+        Column("Role", User.role, PLAIN),
+        Column("Status", status, PLAIN),
+        Column("Time zone", User.timezone, PLAIN),
         Column("Last sign-in", User.last_login_at, TIME),
         Column("Locked until", User.locked_until, TIME),
         Column("Created", User.created_at, TIME),
     ]
-    return Plan(columns, users_query(filters).with_only_columns(*(c.expr for c in columns)))
+    listed = users_query(filters)
+    return Plan(columns, listed.with_only_columns(*(c.expr for c in columns)), listed)
 
 
 SOURCES: dict[str, Source] = {
