@@ -35,6 +35,7 @@ from _harness import (
     Server,
     client_levels,
     describe_machine,
+    existing_postgres,
     free_port,
     local_redis,
     measure_and_report,
@@ -290,6 +291,27 @@ def seed(db: Database, env: dict[str, str], count: int, password: str) -> dict[s
     }
 
 
+def reset_approver_password(env: dict[str, str], password: str) -> None:
+    """Give the bench approver of a kept database a fresh password to sign in with."""
+    from sqlalchemy import update
+
+    from portal.extensions import db as portal_db
+    from portal.users.models import User
+    from portal.users.passwords import hash_password
+
+    with portal_app(env).app_context():
+        changed = portal_db.session.execute(
+            update(User)
+            .where(User.email == APPROVER_EMAIL)
+            .values(password_hash=hash_password(password), must_change_password=False)
+        ).rowcount
+        if not changed:
+            sys.exit(f"no {APPROVER_EMAIL} in this database: run once without --reuse")
+        portal_db.session.commit()
+        portal_db.session.remove()
+        portal_db.engine.dispose()
+
+
 def portal_app(env: dict[str, str]) -> Any:
     from portal import create_app
 
@@ -354,6 +376,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a local Redis database to empty and use, as production does; '' for none. "
         "Default: redis://127.0.0.1:6379/11",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the PostgreSQL database the last run left, without seeding it again",
+    )
     parser.add_argument("--json", dest="json_path", default="", help="also write figures here")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (SQLite database, gunicorn log)"
@@ -367,6 +394,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--clients must be positive and --seconds above 0")
     if args.changes < 1:
         parser.error("--changes must be at least 1")
+    if args.reuse and args.sqlite:
+        parser.error("--reuse works on PostgreSQL only (the SQLite file is temporary)")
     if not args.sqlite and not args.database_url.startswith("postgresql://"):
         parser.error("--database-url must be a postgresql:// URL (or use --sqlite)")
     return args
@@ -384,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             import sqlite3
 
             db = Database(f"sqlite:///{tmp / 'bench.db'}", "sqlite", sqlite3.sqlite_version)
+        elif args.reuse:
+            db = existing_postgres(args.database_url)
         else:
             db = prepare_postgres(args.database_url)
         port = free_port()
@@ -393,18 +424,29 @@ def main(argv: list[str] | None = None) -> int:
         cores, usable, load_start = describe_machine(db)
 
         password = "bench-" + secrets.token_urlsafe(16)
-        migrated = migrate(env)
-        print(f"migrations: {migrated:.2f} s")
-        print(f"seeding   : {args.changes:,} changes (Core bulk inserts, seed {SEED})", flush=True)
-        figures = seed(db, env, args.changes, password)
-        print(
-            f"seeded    : {figures['changes']:,} changes in {figures['seconds']:.1f} s "
-            f"({figures['changes_per_second']:,.0f} changes/s): "
-            f"{figures['service_links']:,} service links, {figures['votes']:,} votes"
-        )
-        print(f"statuses  : {figures['by_status']}")
-        if db.kind == "postgresql":
-            print(f"vacuum    : VACUUM ANALYZE in {figures['vacuum_analyze_seconds']:.1f} s")
+        figures: dict[str, Any] = {}
+        migrated = 0.0
+        if args.reuse:
+            # Migrations only: a kept database may be a revision behind the code measured.
+            migrated = migrate(env)
+            reset_approver_password(env, password)
+            print(f"reused    : {db.url} as the last run left it (no seeding)")
+        else:
+            migrated = migrate(env)
+            print(f"migrations: {migrated:.2f} s")
+            print(
+                f"seeding   : {args.changes:,} changes (Core bulk inserts, seed {SEED})",
+                flush=True,
+            )
+            figures = seed(db, env, args.changes, password)
+            print(
+                f"seeded    : {figures['changes']:,} changes in {figures['seconds']:.1f} s "
+                f"({figures['changes_per_second']:,.0f} changes/s): "
+                f"{figures['service_links']:,} service links, {figures['votes']:,} votes"
+            )
+            print(f"statuses  : {figures['by_status']}")
+            if db.kind == "postgresql":
+                print(f"vacuum    : VACUUM ANALYZE in {figures['vacuum_analyze_seconds']:.1f} s")
 
         server = Server(env, port, args.workers, tmp / "gunicorn.log", args.threads)
         booted = server.wait_healthy()

@@ -18,16 +18,21 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlalchemy.orm import lazyload
 
+from .. import cache
 from ..extensions import db
 from ..users.models import User
-from . import access
+from . import access, change_cache
 from .models import WINDOW_HOLDING, ChangeLabels, ChangeRequest, change_services
 from .setup_models import FreezePeriod, Service
 
 VIEWS = ("month", "week")
 DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+# What the calendar's changes are read from: a write to any of them renews the answer.
+# (change_services is written only through a change's `services`, which makes the change
+# itself a write to change_requests.)
+CHANGE_TABLES = (ChangeRequest.__tablename__, Service.__tablename__)
 # A month of a busy estate holds a few hundred windows; beyond this the grid is unreadable
 # anyway, and the cap keeps one request from loading the whole table.
 MAX_CHANGES = 1000
@@ -79,6 +84,16 @@ class CalendarChange(ChangeLabels):
 
 
 @dataclass(frozen=True)
+class CalendarFreeze:
+    """What the calendar shows of a freeze period."""
+
+    id: int
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(slots=True)
 class Placed:
     """One change on one day: where its window starts and ends, seen from that day."""
 
@@ -88,10 +103,20 @@ class Placed:
     starts_today: bool
     ends_today: bool
 
+    @property
+    def from_label(self) -> str:
+        """When it starts on this day, "…" when it started before."""
+        return self.start.strftime("%H:%M") if self.starts_today else "…"
+
+    @property
+    def until_label(self) -> str:
+        """When it ends on this day, "…" when it runs on."""
+        return self.end.strftime("%H:%M") if self.ends_today else "…"
+
 
 @dataclass(frozen=True)
 class FreezeDay:
-    freeze: FreezePeriod
+    freeze: CalendarFreeze
     start: datetime  # local
     end: datetime  # local
     first_day: bool
@@ -174,18 +199,23 @@ def _local(value: datetime, tz: ZoneInfo) -> datetime:
 
 def _days_covered(start: datetime, end: datetime, period: Period) -> Iterable[date]:
     """The local days [start, end) touches, within the period."""
-    first = max(start.date(), period.start)
     # Half-open: a window ending at midnight does not reach into the next day.
-    last = min((end - timedelta(microseconds=1)).date(), period.end - DAY)
-    day = first
+    return _days_between(start.date(), _last_day(end), period)
+
+
+def _last_day(end: datetime) -> date:
+    return (end - _TICK).date()
+
+
+def _days_between(first: date, last: date, period: Period) -> Iterable[date]:
+    day, last = max(first, period.start), min(last, period.end - DAY)
     while day <= last:
         yield day
         day += DAY
 
 
-def changes_in(user: User, start: datetime, end: datetime) -> tuple[list[CalendarChange], bool]:
-    """The changes holding a window that overlaps [start, end) (naive UTC) that `user` may
-    see, with their services' names; and whether there were more than MAX_CHANGES.
+def _change_rows(user: User, start: datetime, end: datetime) -> dict[str, Any]:
+    """The query behind `changes_in`, as plain JSON values for the shared cache.
 
     Plain rows, not ORM objects: a month holds hundreds of changes and the calendar shows
     a handful of their columns, so building full entities would be most of its cost."""
@@ -216,25 +246,74 @@ def changes_in(user: User, start: datetime, end: datetime) -> tuple[list[Calenda
         .outerjoin(Service, Service.id == change_services.c.service_id)
         .order_by(ChangeRequest.window_start, ChangeRequest.id, Service.name)
     )
-    found: dict[int, CalendarChange] = {}
+    found: dict[int, list[Any]] = {}
     for row in db.session.execute(stmt):
         change = found.get(row.id)
         if change is None:
-            change = found[row.id] = CalendarChange(*row[:7], services=[])
+            change = found[row.id] = [
+                *row[:5],
+                row.window_start.isoformat(),
+                row.window_end.isoformat(),
+                [],
+            ]
         if row.name is not None:
-            change.services.append(row.name)
-    changes = list(found.values())
-    return changes[:MAX_CHANGES], len(changes) > MAX_CHANGES
+            change[7].append(row.name)
+    rows = list(found.values())
+    return {"rows": rows[:MAX_CHANGES], "truncated": len(rows) > MAX_CHANGES}
 
 
-def freezes_in(start: datetime, end: datetime) -> list[FreezePeriod]:
+def changes_in(user: User, start: datetime, end: datetime) -> tuple[list[CalendarChange], bool]:
+    """The changes holding a window that overlaps [start, end) (naive UTC) that `user` may
+    see, with their services' names; and whether there were more than MAX_CHANGES.
+
+    Everyone who sees every change, and opens the same month, asks the same question: the
+    answer is shared (change_cache) until a change, a service or a link between them is
+    written, so a busy calendar mostly reads it from the cache."""
+    scope = "all" if access.sees_all(user) else f"user:{user.id}"
+    found = change_cache.shared_across(
+        CHANGE_TABLES,
+        f"calendar:{scope}:{start.isoformat()}:{end.isoformat()}",
+        lambda: _change_rows(user, start, end),
+    )
+    changes = [
+        CalendarChange(
+            id_,
+            title,
+            type_,
+            status,
+            risk,
+            datetime.fromisoformat(window_start),
+            datetime.fromisoformat(window_end),
+            services,
+        )
+        for id_, title, type_, status, risk, window_start, window_end, services in found["rows"]
+    ]
+    return changes, found["truncated"]
+
+
+def _freeze_rows(start: datetime, end: datetime) -> list[list[Any]]:
     stmt = (
-        select(FreezePeriod)
+        select(FreezePeriod.id, FreezePeriod.reason, FreezePeriod.starts_at, FreezePeriod.ends_at)
         .where(FreezePeriod.starts_at < end, FreezePeriod.ends_at > start)
-        .options(lazyload(FreezePeriod.created_by))
         .order_by(FreezePeriod.starts_at, FreezePeriod.id)
     )
-    return list(db.session.scalars(stmt))
+    return [
+        [id_, reason, starts_at.isoformat(), ends_at.isoformat()]
+        for id_, reason, starts_at, ends_at in db.session.execute(stmt)
+    ]
+
+
+def freezes_in(start: datetime, end: datetime) -> list[CalendarFreeze]:
+    """The freeze periods overlapping [start, end), shared until a freeze is written."""
+    rows = cache.shared(
+        FreezePeriod.__tablename__,
+        f"calendar:{start.isoformat()}:{end.isoformat()}",
+        lambda: _freeze_rows(start, end),
+    )
+    return [
+        CalendarFreeze(id_, reason, datetime.fromisoformat(starts), datetime.fromisoformat(ends))
+        for id_, reason, starts, ends in rows
+    ]
 
 
 def build(user: User, period: Period, zone: str, today: date) -> Calendar:
@@ -242,18 +321,16 @@ def build(user: User, period: Period, zone: str, today: date) -> Calendar:
     start, end = _utc_bound(period.start, tz), _utc_bound(period.end, tz)
     changes, truncated = changes_in(user, start, end)
     result = Calendar(period, zone, today, changes, [], truncated)
+    by_day = result.by_day
     for change in changes:
         local_start, local_end = _local(change.window_start, tz), _local(change.window_end, tz)
-        for day in _days_covered(local_start, local_end, period):
-            result.by_day.setdefault(day, []).append(
-                Placed(
-                    change,
-                    local_start,
-                    local_end,
-                    starts_today=local_start.date() == day,
-                    ends_today=(local_end - timedelta(microseconds=1)).date() == day,
-                )
-            )
+        first_day, last_day = local_start.date(), _last_day(local_end)
+        for day in _days_between(first_day, last_day, period):
+            placed = Placed(change, local_start, local_end, day == first_day, day == last_day)
+            if day in by_day:
+                by_day[day].append(placed)
+            else:
+                by_day[day] = [placed]
     for freeze in freezes_in(start, end):
         local_start, local_end = _local(freeze.starts_at, tz), _local(freeze.ends_at, tz)
         days = list(_days_covered(local_start, local_end, period))

@@ -3,6 +3,7 @@ week (routes on the changes blueprint)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from flask import current_app, request, url_for
@@ -17,18 +18,32 @@ from .models import ChangeRequest
 from .views import bp
 
 
-@bp.app_template_global()
-def change_page_url(change: ChangeRequest | calendar.CalendarChange) -> str:
+def _change_path(change_id: int) -> str:
     """The change page's address. The calendar may be served before the change page
     exists in a given build, so it falls back to the page's documented path."""
     try:
-        return url_for("changes.detail", change_id=change.id)
+        return url_for("changes.detail", change_id=change_id)
     except BuildError:
-        return f"{url_for('changes.calendar').rsplit('/', 1)[0]}/{change.id}"
+        return f"{url_for('changes.calendar').rsplit('/', 1)[0]}/{change_id}"
 
 
-def _calendar_url(view: str, day: date) -> str:
-    return url_for("changes.calendar", view=view, date=day.isoformat())
+@bp.app_template_global()
+def change_page_url(change: ChangeRequest | calendar.CalendarChange) -> str:
+    return _change_path(change.id)
+
+
+def _calendar_urls() -> Callable[[str, date], str]:
+    """The calendar's address for a view and a day. The path is built once per page: a
+    month links dozens of days, and url_for costs more than the rest of such a link."""
+    path = url_for("changes.calendar")
+    return lambda view, day: f"{path}?view={view}&date={day.isoformat()}"
+
+
+@bp.app_template_global()
+def change_link_prefix() -> str:
+    """What a change's id is appended to for its page ("/changes/"): built once per page
+    for the same reason, by pages that link many changes (a month shows a few hundred)."""
+    return _change_path(0).removesuffix("0")
 
 
 # Signed in, not a permission: requesters hold CHANGES_CREATE but not CHANGES_READ and
@@ -50,6 +65,7 @@ def calendar_page() -> Response:
         "calendar",
         cal=data,
         period=period,
-        calendar_url=_calendar_url,
+        calendar_url=_calendar_urls(),
+        change_link_prefix=change_link_prefix(),
         cell_limit=calendar.MONTH_CELL_LIMIT,
     )

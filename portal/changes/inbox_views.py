@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import flash, url_for
 from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from ..errors import ServiceError
+from ..extensions import db
 from ..security import Permission, permission_required
 from ..web import is_htmx, redirect_to, render
 from . import approvals
@@ -15,9 +19,25 @@ from .access import get_change_or_404
 from .forms import VoteForm
 from .models import ChangeRequest
 from .queries import inbox as inbox_items
+from .queries import waiting_count
 from .views import _refused, bp
 
 APPROVE = Permission.CHANGES_APPROVE
+log = logging.getLogger(__name__)
+
+
+@bp.app_template_global()
+def approvals_waiting() -> int:
+    """The number beside Approvals in the navigation: what waits for the viewer's vote."""
+    if not current_user.is_authenticated:
+        return 0
+    try:
+        return waiting_count(current_user)
+    except SQLAlchemyError:
+        # Every page, error pages included, shows the navigation: it must not take them down.
+        log.exception("the approvals waiting count could not be loaded")
+        db.session.rollback()
+        return 0
 
 
 @bp.route("/inbox")

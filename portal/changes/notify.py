@@ -1,12 +1,13 @@
 """The emails change requests send; each is an Outbox row delivered by a job after the
-commit. Times are shown in each recipient's own zone."""
+commit. The bodies are templates in templates/changes/email/; times are shown in each
+recipient's own zone, so the window is worked out here for each of them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from flask import current_app
+from flask import current_app, render_template
 from werkzeug.routing import BuildError
 
 from .. import mail
@@ -36,22 +37,12 @@ def _window(change: ChangeRequest, user: User) -> str:
     return f"{_local(change.window_start, user)} to {_local(change.window_end, user)}"
 
 
-def _send(to: User | None, subject: str, *paragraphs: str) -> None:
+def _send(to: User | None, subject: str, template: str, **context: object) -> None:
+    """One email from templates/changes/email/, to an active person."""
     if to is None or not to.is_active:
         return
-    body = "\n\n".join((f"Hello {to.name},", *paragraphs)) + "\n"
+    body = render_template(f"changes/email/{template}", recipient=to, **context)
     mail.send(to.email, subject, body)
-
-
-def _summary(change: ChangeRequest, user: User) -> str:
-    services = ", ".join(s.name for s in change.services) or "none named"
-    return (
-        f"{change.number}: {change.title}\n"
-        f"Type: {change.type}. Risk: {change.risk} "
-        f"(impact {change.impact} × likelihood {change.likelihood}).\n"
-        f"Services: {services}\n"
-        f"Window: {_window(change, user)}"
-    )
 
 
 def _unique(people: Iterable[User | None]) -> list[User]:
@@ -68,9 +59,11 @@ def awaiting_approval(change: ChangeRequest, approvers: Iterable[User], needed: 
         _send(
             approver,
             f"[{change.number}] Waiting for your approval: {change.title}",
-            f"{change.requester.name} asks for approval of this change. It needs {needed}.",
-            _summary(change, approver),
-            f"Approve or reject it here: {link(change)}",
+            "awaiting_approval.txt",
+            change=change,
+            needed=needed,
+            window=_window(change, approver),
+            link=link(change),
         )
 
 
@@ -81,18 +74,20 @@ def decided(change: ChangeRequest, decision: str, reason: str | None = None) -> 
         _send(
             requester,
             f"[{change.number}] Rejected: {change.title}",
-            f"Your change was rejected. Reason: {reason or 'none given'}",
-            "Revise it and submit it again; the votes start afresh.",
-            link(change),
+            "rejected.txt",
+            change=change,
+            reason=reason,
+            link=link(change),
         )
         return
-    how = "pre-approved (standard template)" if decision == "pre-approved" else "approved"
     _send(
         requester,
         f"[{change.number}] Approved: {change.title}",
-        f"Your change was {how}. Schedule its window next.",
-        _summary(change, requester),
-        link(change),
+        "approved.txt",
+        change=change,
+        pre_approved=decision == "pre-approved",
+        window=_window(change, requester),
+        link=link(change),
     )
 
 
@@ -107,10 +102,11 @@ def scheduled(change: ChangeRequest, rescheduled: bool = False) -> None:
         _send(
             owner,
             f"[{change.number}] Change {verb} on your service: {change.title}",
-            f"A change to a service you own was {verb}.",
-            _summary(change, owner),
-            f"Rollback plan:\n{change.rollback_plan}",
-            link(change),
+            "scheduled.txt",
+            change=change,
+            verb=verb,
+            window=_window(change, owner),
+            link=link(change),
         )
 
 
@@ -119,9 +115,10 @@ def day_before(change: ChangeRequest) -> None:
         _send(
             owner,
             f"[{change.number}] Tomorrow: {change.title}",
-            "A change to a service you own starts within a day.",
-            _summary(change, owner),
-            link(change),
+            "day_before.txt",
+            change=change,
+            window=_window(change, owner),
+            link=link(change),
         )
 
 
@@ -131,8 +128,8 @@ def window_open(change: ChangeRequest) -> None:
     _send(
         person,
         f"[{change.number}] Your change window is open: {change.title}",
-        "The window for this change has opened; start the implementation when ready.",
-        _summary(change, person),
-        f"Implementation plan:\n{change.implementation_plan}",
-        link(change),
+        "window_open.txt",
+        change=change,
+        window=_window(change, person),
+        link=link(change),
     )

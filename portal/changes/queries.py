@@ -4,23 +4,35 @@ ever widens what a person may see."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from ..errors import ServiceError
 from ..extensions import db
-from ..paging import Page, paginate
+from ..paging import PER_PAGE, Page
 from ..query_args import QueryArgs, pick, positive_int
 from ..security import Permission, role_has
 from ..users.models import User
-from .access import visible
+from . import change_cache
+from .access import sees_all, visible
 from .conflicts import to_utc
-from .models import STATUSES, TYPES, ChangeRequest, ChangeVote, change_services
+from .models import (
+    STATUSES,
+    TYPES,
+    ChangeLabels,
+    ChangeRequest,
+    ChangeVote,
+    change_services,
+    change_tickets,
+)
 from .risk import RISKS
+from .setup_models import Service
 
 SORTS = {
     "newest": (ChangeRequest.id.desc(),),
@@ -89,10 +101,14 @@ def _day_start_utc(day: date, zone: str) -> datetime:
         return start
 
 
+def may_vote(user: User) -> bool:
+    return bool(user.is_active and role_has(user.role, Permission.CHANGES_APPROVE))
+
+
 def awaiting_vote(user: User) -> Any:
     """The SQL twin of approvals.waiting_on: in review, not the user's own change nor one
     they implement, and no vote from them in the current round."""
-    if not (user.is_active and role_has(user.role, Permission.CHANGES_APPROVE)):
+    if not may_vote(user):
         return ChangeRequest.id.is_(None)
     voted = exists().where(
         ChangeVote.change_id == ChangeRequest.id,
@@ -138,10 +154,76 @@ def changes_query(filters: ChangeFilters, user: User) -> Select[Any]:
     return stmt.order_by(*SORTS[filters.sort])
 
 
-def list_changes(filters: ChangeFilters, user: User) -> Page[ChangeRequest]:
-    """A page of the list: the count, the rows (people joined) and their services."""
-    stmt = changes_query(filters, user).options(selectinload(ChangeRequest.services))
-    return paginate(stmt, filters.page)
+@dataclass
+class ListedChange(ChangeLabels):
+    """What a row of the change list shows."""
+
+    id: int
+    title: str
+    type: str
+    status: str
+    risk: str
+    window_start: datetime | None
+    window_end: datetime | None
+    requester_name: str
+    implementer_name: str | None
+    services: list[str] = field(default_factory=list)
+
+
+def _total(filters: ChangeFilters, user: User, stmt: Select[Any]) -> int:
+    """How many changes match: shared by everyone who sees the same changes and asks the
+    same question (with a window filter, in the same zone) until a change is written, so
+    paging and the list's default filters do not count the table on every page."""
+    personal = filters.mine or filters.awaiting or not sees_all(user)
+    scope = f"user:{user.id}" if personal else "all"
+    question = [scope, filters.as_args(page=None), user.timezone or "UTC"]
+    digest = hashlib.sha256(json.dumps(question, sort_keys=True).encode()).hexdigest()[:32]
+    tables = [ChangeRequest.__tablename__]
+    if filters.awaiting:
+        tables.append(ChangeVote.__tablename__)
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    return change_cache.shared_across(
+        tables, f"list-total:{digest}", lambda: db.session.scalar(count) or 0
+    )
+
+
+def list_changes(filters: ChangeFilters, user: User) -> Page[ListedChange]:
+    """A page of the list in three queries: the count, the rows (people's names joined)
+    and their services' names. Plain rows, not entities: a row shows a few columns, and
+    loading whole changes (their plans and texts) and whole people was most of the page."""
+    stmt = changes_query(filters, user)
+    total = _total(filters, user, stmt)
+    requester, implementer = aliased(User), aliased(User)
+    rows = (
+        stmt.with_only_columns(
+            ChangeRequest.id,
+            ChangeRequest.title,
+            ChangeRequest.type,
+            ChangeRequest.status,
+            ChangeRequest.risk,
+            ChangeRequest.window_start,
+            ChangeRequest.window_end,
+            requester.name,
+            implementer.name,
+        )
+        .join(requester, requester.id == ChangeRequest.requester_id)
+        .outerjoin(implementer, implementer.id == ChangeRequest.implementer_id)
+    )
+    # As paging.paginate, which loads entities: a page past the end shows the last one.
+    number = min(max(1, filters.page), max(1, -(-total // PER_PAGE)))
+    shown = db.session.execute(rows.limit(PER_PAGE).offset((number - 1) * PER_PAGE))
+    page = Page([ListedChange(*row) for row in shown], number, PER_PAGE, total)
+    by_id = {change.id: change for change in page.items}
+    if by_id:
+        names = (
+            select(change_services.c.change_id, Service.name)
+            .join(Service, Service.id == change_services.c.service_id)
+            .where(change_services.c.change_id.in_(by_id))
+            .order_by(Service.name)
+        )
+        for change_id, name in db.session.execute(names):
+            by_id[change_id].services.append(name)
+    return page
 
 
 def inbox(user: User, limit: int = 200) -> list[ChangeRequest]:
@@ -157,7 +239,38 @@ def inbox(user: User, limit: int = 200) -> list[ChangeRequest]:
 
 
 def inbox_count(user: User) -> int:
-    if not role_has(user.role, Permission.CHANGES_APPROVE):
+    if not may_vote(user):
         return 0
     stmt = visible(select(func.count(ChangeRequest.id)), user).where(awaiting_vote(user))
     return db.session.scalar(stmt) or 0
+
+
+def waiting_count(user: User) -> int:
+    """How many changes wait for `user`'s vote (0 for anyone who cannot vote), for the
+    navigation of every page: one count per approver, asked again only after a change or
+    a vote was written."""
+    if not may_vote(user):
+        return 0
+    tables = (ChangeVote.__tablename__, ChangeRequest.__tablename__)
+    return change_cache.shared_across(tables, f"waiting:{user.id}", lambda: inbox_count(user))
+
+
+@dataclass
+class LinkedChange(ChangeLabels):
+    """What the ticket page shows of a change linked to the ticket."""
+
+    id: int
+    title: str
+    type: str
+    status: str
+
+
+def linked_to_ticket(ticket_id: int, user: User) -> list[LinkedChange]:
+    """The changes linked to a ticket that `user` may see, oldest first: one query."""
+    stmt = (
+        select(ChangeRequest.id, ChangeRequest.title, ChangeRequest.type, ChangeRequest.status)
+        .join(change_tickets, change_tickets.c.change_id == ChangeRequest.id)
+        .where(change_tickets.c.ticket_id == ticket_id)
+        .order_by(ChangeRequest.id)
+    )
+    return [LinkedChange(*row) for row in db.session.execute(visible(stmt, user))]

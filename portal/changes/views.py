@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from .. import cache
 from ..audits.services import events_for
 from ..errors import Forbidden, ServiceError
 from ..extensions import db
@@ -27,7 +28,7 @@ from ..tickets.queries import ticket_number
 from ..timeutil import to_zone
 from ..users.models import User
 from ..web import error_response, redirect_to, render
-from . import approvals, services, workflow
+from . import approvals, badges, services, workflow
 from .access import get_change_or_404, is_admin, is_involved, sees_all
 from .conflicts import window_to_utc
 from .forms import (
@@ -55,6 +56,8 @@ from .risk import RISKS
 from .setup_models import Service, StandardTemplate
 
 bp = Blueprint("changes", __name__, url_prefix="/changes")
+for _badge in badges.GLOBALS:
+    bp.add_app_template_global(_badge)
 CREATE, APPROVE = Permission.CHANGES_CREATE, Permission.CHANGES_APPROVE
 TEXT_FIELDS = (
     "description",
@@ -83,13 +86,19 @@ def _local_input(value: datetime | None) -> datetime | None:
 # -- the list --------------------------------------------------------------------------------
 
 
+def _service_pairs() -> list[tuple[str, str]]:
+    rows = db.session.execute(select(Service.id, Service.name).order_by(Service.name))
+    return [(str(i), name) for i, name in rows]
+
+
 def _list_choices() -> dict[str, list[tuple[str, str]]]:
-    services_ = db.session.execute(select(Service.id, Service.name).order_by(Service.name))
+    # Every list page asks for the same services: shared until one of them changes.
+    services_ = cache.shared(Service.__tablename__, "list-choices", _service_pairs)
     return {
         "status": [("", "Any"), *((s, STATUS_LABELS[s]) for s in STATUSES)],
         "type": [("", "Any"), *((t, t.capitalize()) for t in TYPES)],
         "risk": [("", "Any"), *((r, r.capitalize()) for r in RISKS)],
-        "service": [("", "Any"), *((str(i), n) for i, n in services_)],
+        "service": [("", "Any"), *((value, label) for value, label in services_)],
         "sort": [(s, {"newest": "Newest", "window": "Window"}[s]) for s in SORTS],
     }
 
@@ -388,4 +397,4 @@ def _refused(exc: ServiceError) -> Response:
 
 
 # Routes of their own module, registered on the same blueprint.
-from . import inbox_views, step_views  # noqa: E402,F401
+from . import inbox_views, step_views, ticket_views  # noqa: E402,F401

@@ -182,7 +182,8 @@ def _calendar_queries(client, count_queries, n: int, requester: User) -> list[st
     return list(counter.statements)
 
 
-def test_the_calendar_runs_a_fixed_number_of_queries(app, client, as_role, count_queries):
+def test_the_calendar_runs_a_fixed_number_of_queries(app, client, as_role, count_queries, settings):
+    settings(SHARED_CACHE_SECONDS=0)  # the worst case: nothing shared, everything asked
     as_role("approver")
     requester = make_user(role="requester")
     few = _calendar_queries(client, count_queries, 3, requester)
@@ -191,8 +192,40 @@ def test_the_calendar_runs_a_fixed_number_of_queries(app, client, as_role, count
     many = _calendar_queries(client, count_queries, 20, requester)
     assert len(few) == len(many)
     # The calendar's own: the changes with their services, and the freezes.
-    ours = [s for s in many if "change_requests" in s or "freeze_periods" in s]
+    ours = [s for s in many if "change_services" in s or "freeze_periods" in s]
     assert len(ours) == 2, ours
+
+
+def test_the_calendar_is_shared_until_a_change_service_or_freeze_is_written(
+    client, as_role, count_queries
+):
+    as_role("auditor")
+    web = make_service("Web shop")
+    url = "/changes/calendar?view=week&date=2027-09-06"
+    first = on_calendar(datetime(2027, 9, 7, 8), datetime(2027, 9, 7, 9), services_=[web])
+    assert first.number in client.get(url).text
+
+    def calendar_statements() -> tuple[str, list[str]]:
+        with count_queries() as counter:
+            page = client.get(url).text
+        asked = [s for s in counter.statements if "change_services" in s or "freeze_" in s]
+        return page, asked
+
+    page, asked = calendar_statements()
+    assert first.number in page and asked == []
+
+    second = on_calendar(datetime(2027, 9, 8, 8), datetime(2027, 9, 8, 9), services_=[web])
+    page, asked = calendar_statements()
+    assert second.number in page and len(asked) == 1
+
+    web.name = "Storefront"
+    db.session.commit()
+    page, asked = calendar_statements()
+    assert "Storefront" in page and "Web shop" not in day_cell(page, "2027-09-07")
+
+    make_freeze(datetime(2027, 9, 9), datetime(2027, 9, 10), reason="Quarter close")
+    page, asked = calendar_statements()
+    assert "Quarter close" in day_cell(page, "2027-09-09") and len(asked) == 1
 
 
 @pytest.mark.parametrize(
