@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, render_template, send_file, url_for
+from flask import abort, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from .. import job_records, storage
+from .. import job_records
+from ..downloads import stored_file_response
 from ..security import login_required
 from ..web import is_htmx, redirect_to, render
 from . import pdf
@@ -18,10 +19,6 @@ from .models import ChangeRequest
 from .views import bp
 
 log = logging.getLogger(__name__)
-
-# A stored file is never a page of the portal: nothing in it may run if a browser were
-# talked into rendering it inline.
-DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
 
 @bp.app_template_global()
@@ -62,25 +59,11 @@ def download_pdf(change_id: int, record_id: int) -> Response:
     row = _record_or_404(change, record_id)
     if row.status != "done" or not row.file_key:
         abort(404, "This PDF is not ready.")
+    filename = row.filename or f"{change.number}.pdf"
     try:
-        length = storage.size(row.file_key)
-        stream = storage.open(row.file_key)
+        response = stored_file_response(row.file_key, filename, "application/pdf")
     except FileNotFoundError:
         log.error("PDF record %s of change %s has no stored file", row.id, change.id)
         abort(404, "The file is no longer stored. Ask for a new PDF.")
     pdf.record_download(change, row, current_user)
-    filename = row.filename or f"{change.number}.pdf"
-    response = send_file(
-        stream,
-        mimetype="application/pdf",
-        as_attachment=True,
-        download_name=filename,
-        etag=False,
-        conditional=False,
-    )
-    response.content_length = length
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return response

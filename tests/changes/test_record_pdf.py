@@ -83,7 +83,9 @@ def test_post_builds_the_pdf_inline_and_the_download_is_that_pdf(client, as_role
     download = client.get(download_url)
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "application/pdf"
-    assert download.headers["Content-Disposition"] == f'attachment; filename="{change.number}.pdf"'
+    assert download.headers["Content-Disposition"] == (
+        f"attachment; filename={change.number}.pdf; filename*=UTF-8''{change.number}.pdf"
+    )
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     body = download.data
     assert body.startswith(b"%PDF-") and body.rstrip().endswith(b"%%EOF")
