@@ -185,6 +185,13 @@ def test_the_users_list_has_an_export_button_with_its_filters(client, people):
     assert 'name="query" value="role=requester&amp;q=o"' in html
 
 
+def test_the_changes_list_has_an_export_button_with_its_filters(client, people):
+    sign_in_client(client, people[2])
+    html = client.get("/changes/?status=draft&mine=1", headers=_HX).text
+    assert 'name="kind" value="changes"' in html
+    assert 'name="query" value="status=draft&amp;mine=1"' in html
+
+
 def test_changes_and_users_export_through_their_lists(client, people):
     admin = make_user(role="admin", name="Ada Admin", email="ada@example.com")
     sign_in_client(client, admin)
