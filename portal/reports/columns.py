@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, case, cast, func, literal, null, select
+from sqlalchemy import Integer, Select, String, case, cast, func, literal, null, select
 from sqlalchemy.sql.elements import ColumnElement
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -62,6 +62,13 @@ def lookup(*columns: ColumnElement[Any]) -> Any:
     OFFSET 0 keeps PostgreSQL from merging it into the outer query, which would make
     them again for every row that joins them."""
     return select(*columns).offset(0).subquery()
+
+
+def people() -> Any:
+    """Users' names and emails, defused once each (see `lookup`); alias it per role."""
+    from ..users.models import User
+
+    return lookup(User.id, defused(User.name).label("name"), defused(User.email).label("email"))
 
 
 def _plain_py(value: Any, zone: ZoneInfo) -> str:
@@ -125,3 +132,17 @@ class Column:
     header: str
     expr: ColumnElement[Any]
     format: Format = TEXT
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An export's columns and its rows: `statement` selects exactly the columns' values."""
+
+    columns: list[Column]
+    statement: Select[Any]
+    # The list's own query, for the row count (the lookups joined above never add rows).
+    listed: Select[Any]
+
+    @property
+    def headers(self) -> list[str]:
+        return [c.header for c in self.columns]

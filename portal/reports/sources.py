@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, select
+from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import aliased
 
 from ..changes import access as change_access
@@ -16,27 +16,11 @@ from ..changes.models import STATUS_LABELS as CHANGE_STATUS_LABELS
 from ..changes.models import ChangeRequest, ChangeVote
 from ..changes.queries import ChangeFilters, changes_query
 from ..security import Permission, role_has
-from ..tickets import access as ticket_access
-from ..tickets.models import SEVERITY, STATUS_LABELS, Ticket
-from ..tickets.queries import TicketFilters, tickets_query
-from ..tickets.setup_models import Category, Team
+from ..tickets.queries import TicketFilters
 from ..users.models import User
 from ..users.queries import UserFilters, users_query
-from .columns import INT, MINUTES, PLAIN, TIME, Column, defused, lookup, number_format
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An export's columns and its rows: `statement` selects exactly the columns' values."""
-
-    columns: list[Column]
-    statement: Select[Any]
-    # The list's own query, for the row count (the lookups joined above never add rows).
-    listed: Select[Any]
-
-    @property
-    def headers(self) -> list[str]:
-        return [c.header for c in self.columns]
+from . import ticket_plans
+from .columns import INT, PLAIN, TIME, Column, Plan, number_format, people
 
 
 @dataclass(frozen=True)
@@ -61,63 +45,11 @@ class Source:
         return args
 
 
-# -- tickets --------------------------------------------------------------------------------
-
-
-def _people() -> Any:
-    return lookup(User.id, defused(User.name).label("name"), defused(User.email).label("email"))
-
-
-def _ticket_plan(filters: TicketFilters, user: User) -> Plan:
-    assignee, requester = _people().alias("assignee"), _people().alias("requester")
-    team = lookup(Team.id, defused(Team.name).label("name")).alias("team")
-    category = lookup(Category.id, defused(Category.name).label("name")).alias("category")
-    severity = case((Ticket.type == "incident", case(SEVERITY, value=Ticket.priority)), else_=None)
-    columns = [
-        Column("Number", Ticket.id, number_format("T-")),
-        Column("Type", Ticket.type, PLAIN),
-        Column("Subject", Ticket.subject),
-        Column("Category", category.c.name, PLAIN),
-        Column("Priority", Ticket.priority, PLAIN),
-        Column("Severity", severity, PLAIN),
-        Column("Status", case(STATUS_LABELS, value=Ticket.status), PLAIN),
-        Column("Team", team.c.name, PLAIN),
-        Column("Assignee", assignee.c.name, PLAIN),
-        Column("Requester", requester.c.name, PLAIN),
-        Column("Requester email", requester.c.email, PLAIN),
-        Column("Level", Ticket.level, PLAIN),
-        Column("Created", Ticket.created_at, TIME),
-        Column("First response", Ticket.first_response_at, TIME),
-        Column("Resolved", Ticket.resolved_at, TIME),
-        Column("Closed", Ticket.closed_at, TIME),
-        Column("Response due", Ticket.response_due_at, TIME),
-        Column("Response SLA", Ticket.response_state, PLAIN),
-        Column("Resolution due", Ticket.resolution_due_at, TIME),
-        Column("Resolution SLA", Ticket.resolution_state, PLAIN),
-        Column("Business minutes to first response", Ticket.response_seconds, MINUTES),
-        Column("Business minutes to resolution", Ticket.resolution_seconds, MINUTES),
-        Column("Minutes paused", Ticket.paused_seconds, MINUTES),
-    ]
-    # counting: every match is read, so the plain text match, not the ranked one.
-    listed = tickets_query(filters, user, counting=True)
-    stmt = (
-        listed.outerjoin_from(Ticket, category, category.c.id == Ticket.category_id)
-        .outerjoin_from(Ticket, team, team.c.id == Ticket.team_id)
-        .outerjoin_from(Ticket, assignee, assignee.c.id == Ticket.assignee_id)
-        .join_from(Ticket, requester, requester.c.id == Ticket.requester_id)
-    )
-    return Plan(columns, stmt.with_only_columns(*(c.expr for c in columns)), listed)
-
-
-def _ticket_scope(user: User) -> str:
-    return "all" if ticket_access.sees_all(user) else f"own:{user.id}"
-
-
 # -- change requests ------------------------------------------------------------------------
 
 
 def _change_plan(filters: ChangeFilters, user: User) -> Plan:
-    requester, implementer = _people().alias("requester"), _people().alias("implementer")
+    requester, implementer = people().alias("requester"), people().alias("implementer")
     approver = aliased(User)
     votes = (
         select(
@@ -186,17 +118,39 @@ def _user_plan(filters: UserFilters, user: User) -> Plan:
     return Plan(columns, listed.with_only_columns(*(c.expr for c in columns)), listed)
 
 
+def may_read_tickets(user: User) -> bool:
+    return role_has(user.role, Permission.TICKETS_READ)
+
+
 SOURCES: dict[str, Source] = {
     source.kind: source
     for source in (
         Source(
             "tickets",
             "Tickets",
-            lambda user: role_has(user.role, Permission.TICKETS_READ),
+            may_read_tickets,
             "tickets.index",
             TicketFilters.from_args,
-            _ticket_plan,
-            _ticket_scope,
+            ticket_plans.ticket_plan,
+            ticket_plans.ticket_scope,
+        ),
+        Source(
+            "replies",
+            "Ticket replies",
+            may_read_tickets,
+            "tickets.index",
+            TicketFilters.from_args,
+            ticket_plans.reply_plan,
+            ticket_plans.reply_scope,
+        ),
+        Source(
+            "incidents",
+            "Incidents with their reviews",
+            may_read_tickets,
+            "tickets.index",
+            TicketFilters.from_args,
+            ticket_plans.incident_plan,
+            ticket_plans.ticket_scope,
         ),
         Source(
             "changes",

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.reports import csv_writer
 from portal.reports.columns import defuse
 from portal.reports.sources import SOURCES
+from portal.tickets import incidents
 from portal.tickets import services as tickets
 from tests.factories import make_user
 
@@ -50,10 +51,17 @@ def test_copy_and_python_write_the_same_bytes(ctx, zone):
         if i % 3 == 0:
             tickets.assign(ticket, agent, agent)
             tickets.change_status(ticket, "in_progress", agent)
+            tickets.add_reply(ticket, agent, 'Two lines,\nwith "quotes"', internal=i == 3)
+    outage = tickets.create_ticket(requester, "Mail down", "d", type_="incident", priority="high")
+    tickets.assign(outage, agent, agent)
+    incidents.save_review(outage, agent, "10:00 alert", "-disk full")
     viewer = make_user(role="admin", timezone=zone)
     python, copy = _both("tickets", viewer, {}, zone)
-    assert python.count(b"\n") == 8
+    assert python.count(b"\n") == 9
     assert python == copy
+    for kind in ("replies", "incidents"):
+        python, copy = _both(kind, viewer, {}, zone)
+        assert python == copy, kind
     python, copy = _both("users", viewer, {}, zone)
     assert python == copy
     python, copy = _both("changes", viewer, {}, zone)
