@@ -178,6 +178,14 @@ def test_an_export_of_no_rows_is_the_header_alone(client, people, desk):
     )
 
 
+def test_the_ticket_list_has_an_export_button_with_its_filters(client, people, desk):
+    sign_in_client(client, people[2])
+    html = client.get("/tickets/?status=open&priority=high", headers=_HX).text
+    assert '<option value="tickets" selected>Tickets</option>' in html
+    assert '<option value="replies">Their replies</option>' in html
+    assert 'name="query" value="status=open&amp;priority=high"' in html
+
+
 def test_the_users_list_has_an_export_button_with_its_filters(client, people):
     sign_in_client(client, make_user(role="admin"))
     html = client.get("/users/?role=requester&q=o", headers=_HX).text
