@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, select
 
+from ..extensions import db
 from ..tickets import access
 from ..tickets.extra_models import ActionItem, IncidentReview
 from ..tickets.models import SEVERITY, STATUS_LABELS, Ticket, TicketReply
-from ..tickets.queries import TicketFilters, tickets_query
+from ..tickets.queries import RANK_AT_MOST, TicketFilters, tickets_query
 from ..tickets.setup_models import Category, Team
 from ..timeutil import utcnow
 from ..users.models import User
@@ -36,6 +37,13 @@ STATUS_OF = case(STATUS_LABELS, value=Ticket.status)
 
 
 def _listed(filters: TicketFilters, user: User) -> Select[Any]:
+    """The list's query in the list's order: a search it ranks is ranked here too, and one
+    with more matches than it ranks is newest first, as there (see `list_tickets`)."""
+    if filters.q and filters.sort == "relevance":
+        plain = tickets_query(filters, user, counting=True).order_by(None).subquery()
+        if (db.session.scalar(select(func.count()).select_from(plain)) or 0) <= RANK_AT_MOST:
+            return tickets_query(filters, user)
+        filters = replace(filters, sort="newest")
     # counting: every match is read, so the plain text match, not the ranked one.
     return tickets_query(filters, user, counting=True)
 
