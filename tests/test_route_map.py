@@ -361,6 +361,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.cancel_export": SIGNED_IN,
     "reports.retry_export": SIGNED_IN,
     "reports.download_export": SIGNED_IN,
+    "reports.service_desk": Permission.REPORTS_RUN,
+    "reports.service_desk_csv": Permission.REPORTS_RUN,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

@@ -63,13 +63,12 @@ def parse_day(text: str, label: str) -> tuple[date | None, str]:
         return None, f"Give a {label} date for a custom range."
     if not ISO_DATE.fullmatch(text):
         return None, f"The {label} date “{text}” is not a date in the form YYYY-MM-DD."
+    if not MIN_YEAR <= int(text[:4]) <= MAX_YEAR:
+        return None, f"The {label} date must fall between {MIN_YEAR} and {MAX_YEAR}."
     try:
-        day = date.fromisoformat(text)
+        return date.fromisoformat(text), ""
     except ValueError:
         return None, f"The {label} date “{text}” does not exist."
-    if not MIN_YEAR <= day.year <= MAX_YEAR:
-        return None, f"The {label} date must fall between {MIN_YEAR} and {MAX_YEAR}."
-    return day, ""
 
 
 def custom_range(args: Any) -> tuple[date, date] | str:
@@ -110,7 +109,9 @@ class ReportPeriod(QueryArgs):
         """`teams`: the ids a team filter may name (an unknown one is dropped)."""
         today = today or datetime.now(ZoneInfo(zone)).date()
         messages: list[str] = []
-        period = args.get("period", "") or DEFAULT_PERIOD
+        # Dates alone mean a custom range: the form's date fields work without the select.
+        dated = args.get("start") or args.get("end")
+        period = args.get("period", "") or ("custom" if dated else DEFAULT_PERIOD)
         if period not in PERIODS:
             messages.append(f"Unknown period “{period[:40]}”; showing this month.")
             period = DEFAULT_PERIOD

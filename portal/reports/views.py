@@ -134,3 +134,6 @@ def download_export(export_id: int) -> Response:
         abort(410, "The file is no longer stored. Ask for a new export.")
     services.record_download(export, current_user)
     return response
+
+
+from . import report_views  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""The service-desk report: its page (and the results fragment its filter form asks
+for) and the CSV of one figure's table. Both read the same `desk_figures`, so a
+downloaded table always holds the numbers the page shows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app, make_response, request
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from ..downloads import content_disposition
+from ..extensions import db
+from ..security import Permission, permission_required
+from ..tickets.models import TYPES
+from ..tickets.setup_models import PRIORITIES, Team
+from ..timeutil import utcnow
+from ..web import error_response, render
+from .charts import inline_charts
+from .columns import defuse
+from .desk_figures import Figure, desk_figures
+from .period import PERIODS, ReportPeriod
+from .views import bp
+
+BOM = "\ufeff"
+
+
+def _zone() -> str:
+    """The viewer's zone, or the portal's when theirs is not one Python knows."""
+    zone = getattr(current_user, "timezone", None) or current_app.config["SETTINGS"].TIMEZONE
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return zone
+
+
+def _teams() -> dict[int, str]:
+    return dict(db.session.execute(select(Team.id, Team.name).order_by(Team.name)).all())
+
+
+def _report() -> tuple[ReportPeriod, list[Figure], dict[int, str]]:
+    teams = _teams()
+    period = ReportPeriod.from_args(request.args, _zone(), teams)
+    return period, desk_figures(period, utcnow()), teams
+
+
+def _choices(teams: dict[int, str]) -> dict[str, list[tuple[Any, str]]]:
+    return {
+        "period": list(PERIODS.items()),
+        "team": [("", "Any"), *teams.items()],
+        "priority": [("", "Any"), *((p, p.capitalize()) for p in PRIORITIES)],
+        "type": [("", "Any"), *((t, t.capitalize()) for t in TYPES)],
+    }
+
+
+@bp.route("/service-desk")
+@permission_required(Permission.REPORTS_RUN)
+def service_desk() -> Response:
+    period, figures, teams = _report()
+    # Input that was not understood is a form error (DESIGN §2): the page, its message
+    # and the default figures, with 422.
+    return render(
+        "reports/service_desk.html",
+        "results",
+        422 if period.messages else 200,
+        period=period,
+        figures=figures,
+        charts=inline_charts(figures),
+        choices=_choices(teams),
+    )
+
+
+def figure_csv(figure: Figure) -> str:
+    """One figure's table as CSV text: a header row, then its rows; every cell defused."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([defuse(str(cell)) for cell in figure.header])
+    for row in figure.rows:
+        writer.writerow(["" if cell is None else defuse(str(cell)) for cell in row])
+    return out.getvalue()
+
+
+@bp.route("/service-desk.csv")
+@permission_required(Permission.REPORTS_RUN)
+def service_desk_csv() -> Response:
+    period, figures, _ = _report()
+    if period.messages:
+        # A file for another period than the one asked for would mislead in silence.
+        return error_response(422, "Not exported", " ".join(period.messages))
+    by_key = {figure.key: figure for figure in figures}
+    figure = by_key.get(request.args.get("figure", ""))
+    if figure is None:
+        return error_response(404, "No such figure", "Choose one of the report's figures.")
+    response = make_response(BOM + figure_csv(figure))
+    response.mimetype = "text/csv"
+    response.charset = "utf-8"
+    name = f"service-desk-{figure.key}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
+    response.headers.set("Content-Disposition", "attachment", **content_disposition(name))
+    return response
