@@ -148,6 +148,7 @@ class World:
             "record_id": self.record_id,
             "export_id": self.export_id,
             "direction": "down",
+            "name": "my_tickets",
             "item_id": 1,
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
@@ -361,6 +362,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.cancel_export": SIGNED_IN,
     "reports.retry_export": SIGNED_IN,
     "reports.download_export": SIGNED_IN,
+    # The home page's panels: each panel names who sees it (reports/dashboard.py).
+    "reports.panel": SIGNED_IN,
     "reports.service_desk": Permission.REPORTS_RUN,
     "reports.service_desk_csv": Permission.REPORTS_RUN,
     **{
@@ -414,6 +417,8 @@ ALSO_REFUSED: dict[str, set[str]] = {
     # The world's export is another requester's: an admin may see and download it, but
     # only its owner may run it again.
     "reports.retry_export": {"admin"},
+    # The world's panel is an agent's own tickets: roles that work no tickets get 403.
+    "reports.panel": {"requester", "approver", "auditor"},
     **{
         f"changes.{name}": {"requester", "approver", "agent"}
         for name in (
