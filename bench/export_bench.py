@@ -57,24 +57,34 @@ SELECT CASE WHEN g % 10 = 0 THEN 'incident' ELSE 'request' END,
                         'Password reset','Laptop fan noise'])[1 + g % 5] || ' #' || g END,
        '', 1 + g % 4,
        (ARRAY['critical','high','medium','low'])[1 + g % 4],
-       (ARRAY['new','assigned','in_progress','pending','resolved','closed'])[1 + g % 6],
-       1 + g % 5,
-       CASE WHEN g % 6 = 0 THEN NULL ELSE (SELECT min(id) FROM users) + g % 60 END,
+       status, 1 + g % 5,
+       CASE WHEN status = 'new' THEN NULL ELSE (SELECT min(id) FROM users) + g % 60 END,
        (SELECT min(id) FROM users) + 60 + g % 1940,
        (ARRAY['L1','L2','L3'])[1 + g % 3],
        ts, ts, ts,
-       CASE WHEN g % 6 > 0 THEN ts + interval '40 minutes' END,
-       CASE WHEN g % 6 >= 4 THEN ts + interval '2 days' END,
-       CASE WHEN g % 6 = 5 THEN ts + interval '9 days' END,
+       CASE WHEN status <> 'new' THEN ts + interval '40 minutes' END,
+       CASE WHEN status IN ('resolved', 'closed') THEN ts + interval '2 days' END,
+       CASE WHEN status = 'closed' THEN ts + interval '9 days' END,
        ts + interval '4 hours', ts + interval '3 days',
        (ARRAY['on_track','at_risk','breached','met'])[1 + g % 4],
-       CASE WHEN g % 6 > 0 THEN (ARRAY['met','breached'])[1 + g % 2] ELSE 'on_track' END,
-       CASE WHEN g % 6 >= 4 THEN (ARRAY['met','breached'])[1 + g % 2] ELSE 'on_track' END,
-       CASE WHEN g % 6 > 0 THEN 2400 + g % 600 END,
-       CASE WHEN g % 6 >= 4 THEN 90000 + g % 9000 END,
+       CASE WHEN status <> 'new' THEN (ARRAY['met','met','met','breached'])[1 + g % 4]
+            ELSE 'on_track' END,
+       CASE WHEN status IN ('resolved', 'closed')
+            THEN (ARRAY['met','met','breached'])[1 + g % 3] ELSE 'on_track' END,
+       CASE WHEN status <> 'new' THEN 2400 + g % 600 END,
+       CASE WHEN status IN ('resolved', 'closed') THEN 90000 + g % 9000 END,
        (g % 7) * 3600
 FROM generate_series(1, %(count)s) AS g,
-     LATERAL (SELECT timestamp '2026-01-01' + (g % 28000000) * interval '1 second') AS t(ts);
+     -- One ticket every 30 seconds back from now: a year of a busy desk at 1,000,000.
+     LATERAL (SELECT localtimestamp - g * interval '30 seconds') AS t(ts),
+     -- Last week's tickets in every status, the month before mostly done, older all done:
+     -- a backlog of a few tens of thousands, as a desk this size carries.
+     LATERAL (SELECT CASE
+         WHEN ts > localtimestamp - interval '7 days'
+              THEN (ARRAY['new','assigned','in_progress','pending','resolved','closed'])[1 + g % 6]
+         WHEN ts > localtimestamp - interval '30 days'
+              THEN (ARRAY['pending','in_progress','resolved','closed','closed','closed'])[1 + g % 6]
+         ELSE (ARRAY['resolved','closed','closed','closed'])[1 + g % 4] END) AS s(status);
 """
 
 
@@ -84,6 +94,7 @@ def seed(db: Database, count: int) -> float:
     started = time.perf_counter()
     with psycopg.connect(db.url) as conn:
         # Seeding only: skip the search triggers (an export never reads the search table).
+        conn.execute("SET TimeZone = 'UTC'")  # stored times are UTC
         conn.execute("SET session_replication_role = replica")
         conn.execute(SEED_SQL.replace("%(count)s", str(int(count))))
         conn.execute("SET session_replication_role = origin")

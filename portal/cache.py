@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
@@ -34,25 +34,31 @@ def _version_key(namespace: str) -> str:
     return f"{PREFIX}version:{namespace}"
 
 
-def remember(namespace: str, key: str, ttl: int, compute: Callable[[], T]) -> T:
-    """The cached JSON value of `compute()` for `key`, computed when missing or stale."""
+def remember(namespaces: str | Sequence[str], key: str, ttl: int, compute: Callable[[], T]) -> T:
+    """The cached JSON value of `compute()` for `key`, computed when missing or stale.
+
+    A value read from several tables names them all: it is stored under the versions of
+    every one (read in one round trip), so a committed write to any of them makes it stale.
+    """
     if ttl <= 0:
         return compute()
+    names = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     try:
         conn = jobs.connection()
-        version = int(conn.get(_version_key(namespace)) or 0)
-        full_key = f"{PREFIX}{namespace}:{version}:{key}"
+        versions = conn.mget([_version_key(name) for name in names])
+        stamp = ".".join(str(int(v or 0)) for v in versions)
+        full_key = f"{PREFIX}{'+'.join(names)}:{stamp}:{key}"
         cached = conn.get(full_key)
         if cached is not None:
             return json.loads(cached)  # type: ignore[no-any-return]
     except RedisError as exc:
-        log.warning("cache unavailable, computing %s: %s", namespace, exc)
+        log.warning("cache unavailable, computing %s: %s", names, exc)
         return compute()
     value = compute()
     try:
         conn.set(full_key, json.dumps(value), ex=ttl)
     except RedisError as exc:
-        log.warning("cache unavailable, not keeping %s: %s", namespace, exc)
+        log.warning("cache unavailable, not keeping %s: %s", names, exc)
     return value
 
 
@@ -116,6 +122,6 @@ def watch_writes() -> None:
             event.listen(Session, name, listener)
 
 
-def shared(namespace: str, key: str, compute: Callable[[], T]) -> T:
+def shared(namespaces: str | Sequence[str], key: str, compute: Callable[[], T]) -> T:
     """`remember()` for the answers many people share, kept `SHARED_CACHE_SECONDS`."""
-    return remember(namespace, key, current_app.config["SETTINGS"].SHARED_CACHE_SECONDS, compute)
+    return remember(namespaces, key, current_app.config["SETTINGS"].SHARED_CACHE_SECONDS, compute)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from .. import cache
 from ..extensions import db
 from ..users.models import User
-from . import access, change_cache
+from . import access
 from .models import WINDOW_HOLDING, ChangeLabels, ChangeRequest, change_services
 from .setup_models import FreezePeriod, Service
 
@@ -267,10 +267,10 @@ def changes_in(user: User, start: datetime, end: datetime) -> tuple[list[Calenda
     see, with their services' names; and whether there were more than MAX_CHANGES.
 
     Everyone who sees every change, and opens the same month, asks the same question: the
-    answer is shared (change_cache) until a change, a service or a link between them is
+    answer is shared (portal/cache.py) until a change, a service or a link between them is
     written, so a busy calendar mostly reads it from the cache."""
     scope = "all" if access.sees_all(user) else f"user:{user.id}"
-    found = change_cache.shared_across(
+    found = cache.shared(
         CHANGE_TABLES,
         f"calendar:{scope}:{start.isoformat()}:{end.isoformat()}",
         lambda: _change_rows(user, start, end),

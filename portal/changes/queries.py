@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
+from .. import cache
 from ..errors import ServiceError
 from ..extensions import db
 from ..paging import PER_PAGE, Page
 from ..query_args import QueryArgs, pick, positive_int
 from ..security import Permission, role_has
 from ..users.models import User
-from . import change_cache
 from .access import sees_all, visible
 from .conflicts import to_utc
 from .models import (
@@ -182,9 +182,7 @@ def _total(filters: ChangeFilters, user: User, stmt: Select[Any]) -> int:
     if filters.awaiting:
         tables.append(ChangeVote.__tablename__)
     count = select(func.count()).select_from(stmt.order_by(None).subquery())
-    return change_cache.shared_across(
-        tables, f"list-total:{digest}", lambda: db.session.scalar(count) or 0
-    )
+    return cache.shared(tables, f"list-total:{digest}", lambda: db.session.scalar(count) or 0)
 
 
 def list_changes(filters: ChangeFilters, user: User) -> Page[ListedChange]:
@@ -252,7 +250,7 @@ def waiting_count(user: User) -> int:
     if not may_vote(user):
         return 0
     tables = (ChangeVote.__tablename__, ChangeRequest.__tablename__)
-    return change_cache.shared_across(tables, f"waiting:{user.id}", lambda: inbox_count(user))
+    return cache.shared(tables, f"waiting:{user.id}", lambda: inbox_count(user))
 
 
 @dataclass

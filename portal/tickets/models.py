@@ -76,6 +76,9 @@ class Ticket(db.Model):
         Index("ix_tickets_requester_created", "requester_id", "created_at"),
         Index("ix_tickets_sla_state", "sla_state"),
         Index("ix_tickets_created_at", "created_at"),
+        # Reports and the dashboard count what was answered or resolved in a period.
+        Index("ix_tickets_first_response_at", "first_response_at"),
+        Index("ix_tickets_resolved_at", "resolved_at"),
     )
 
     @property
