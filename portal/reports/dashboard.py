@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 
+from .. import cache
 from ..changes import access as change_access
 from ..changes import queries as change_queries
 from ..changes.models import ChangeRequest
@@ -141,6 +142,12 @@ def _percent(met: int | None, decided: int | None) -> float | None:
 
 
 def sla_week(user: User) -> dict[str, Any]:
+    """The same for every watcher in a time zone: shared until a ticket is written."""
+    key = f"dashboard:sla_week:{_zone(user)}:{week_start(user).isoformat()}"
+    return cache.shared("tickets", key, lambda: _sla_week(user))
+
+
+def _sla_week(user: User) -> dict[str, Any]:
     this_week, last_week = week_start(user), week_start(user, 1)
     now = utcnow()
     weeks = {"this": (this_week, now), "last": (last_week, this_week)}
@@ -158,13 +165,19 @@ def sla_week(user: User) -> dict[str, Any]:
             "resolution": _percent(s_met, s_all),
             "decided": (r_all or 0, s_all or 0),
         }
-    return {"weeks": figures, "since": this_week}
+    return {"weeks": figures}
 
 
 def backlog_trend(user: User) -> dict[str, Any]:
     """Open tickets at the end of each of the last days, worked back from today's backlog:
     backlog at a day's end = open now − filed since + resolved since (a ticket reopened
-    and resolved again in between counts once, as the stored resolution time does)."""
+    and resolved again in between counts once, as the stored resolution time does).
+    The same for every watcher in a time zone: shared until a ticket is written."""
+    key = f"dashboard:backlog_trend:{_zone(user)}:{week_start(user).isoformat()}"
+    return cache.shared("tickets", key, lambda: _backlog_trend(user))
+
+
+def _backlog_trend(user: User) -> dict[str, Any]:
     zone = _zone(user)
     today = utcnow().replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()
     days = [today - timedelta(days=n) for n in range(TREND_DAYS - 1, -1, -1)]
@@ -184,7 +197,7 @@ def backlog_trend(user: User) -> dict[str, Any]:
     points = []
     for i, day in enumerate(days):
         filed_since, resolved_since = row[1 + 2 * i] or 0, row[2 + 2 * i] or 0
-        points.append((day, max(0, open_now - filed_since + resolved_since)))
+        points.append((day.isoformat(), max(0, open_now - filed_since + resolved_since)))
     return {"points": points, "open_now": open_now}
 
 

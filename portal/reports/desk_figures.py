@@ -217,8 +217,18 @@ def sla_compliance(period: ReportPeriod) -> Figure:
     )
 
 
-def _percentile_row(label: str, value: Any, where: list[Any], dialect: str) -> Any:
-    """count, median and 90th percentile of `value` (seconds) where it is set."""
+def elapsed_seconds(later: Any, earlier: Any, dialect: str) -> Any:
+    """Seconds from `earlier` to `later` (stored naive-UTC times), as SQL on either database."""
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _percentile_row(
+    label: str, value: Any, where: list[Any], dialect: str, with_mean: bool = False
+) -> Any:
+    """count, median and 90th percentile of `value` (seconds) where it is set; and its
+    mean as a fifth column `with_mean`."""
     where = [value.is_not(None), *where]
     if dialect == "postgresql":
         return select(
@@ -226,6 +236,7 @@ def _percentile_row(label: str, value: Any, where: list[Any], dialect: str) -> A
             func.count(value),
             func.percentile_cont(0.5).within_group(value),
             func.percentile_cont(0.9).within_group(value),
+            *([func.avg(value)] if with_mean else []),
         ).where(*where)
     # percentile_cont by hand: the value at position p·(n−1) of the sorted values, read
     # between the two neighbouring rows by linear interpolation, as PostgreSQL does.
@@ -251,7 +262,13 @@ def _percentile_row(label: str, value: Any, where: list[Any], dialect: str) -> A
             )
         )
 
-    return select(literal(label), func.coalesce(func.max(ranked.c.n), 0), cont(0.5), cont(0.9))
+    return select(
+        literal(label),
+        func.coalesce(func.max(ranked.c.n), 0),
+        cont(0.5),
+        cont(0.9),
+        *([func.avg(ranked.c.x)] if with_mean else []),
+    )
 
 
 def _minutes(seconds: float | None) -> float | None:
@@ -381,14 +398,24 @@ def reopen_rate(period: ReportPeriod) -> Figure:
     )
 
 
+# What the figures are counted from: a committed write to any of them recounts them.
+COUNTED_FROM = ("tickets", "ticket_changes", "users", "teams")
+
+
 def desk_figures(period: ReportPeriod, now: datetime) -> list[Figure]:
-    """Every figure of the report, in page order: one query each."""
-    return [
-        created_and_resolved(period),
-        backlog(period, now),
-        sla_compliance(period),
-        business_times(period),
-        workload(period),
-        escalations(period),
-        reopen_rate(period),
-    ]
+    """Every figure of the report, in page order: one query each, or none while another
+    request's answer to the same question is still current (see figure_cache)."""
+    from .figure_cache import shared_figures
+
+    def compute() -> list[Figure]:
+        return [
+            created_and_resolved(period),
+            backlog(period, now),
+            sla_compliance(period),
+            business_times(period),
+            workload(period),
+            escalations(period),
+            reopen_rate(period),
+        ]
+
+    return shared_figures("service-desk", period, COUNTED_FROM, compute)

@@ -152,7 +152,7 @@ def test_backlog_trend_works_back_from_today(client, ctx):
     db.session.commit()
     data = dashboard.backlog_trend(admin)
     assert data["open_now"] == 2
-    points = dict(data["points"])
+    points = dict(tuple(point) for point in data["points"])
     days = sorted(points)
     assert len(days) == dashboard.TREND_DAYS
     assert points[days[0]] == 2  # Old and Fixed open; New not filed yet
