@@ -23,6 +23,7 @@ from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 
+from .. import cache
 from .desk_figures import Figure
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -140,10 +141,19 @@ def inline_svg(drawing: Drawing, title: str, key: str) -> Markup:
 
 
 def inline_charts(figures: Sequence[Figure]) -> dict[str, Markup]:
-    """Each figure's chart as inline SVG, by figure key (figures without one left out)."""
-    out = {}
-    for figure in figures:
-        drawing = chart_of(figure)
-        if drawing is not None:
-            out[figure.key] = inline_svg(drawing, figure.title, figure.key)
-    return out
+    """Each figure's chart as inline SVG, by figure key (figures without one left out).
+
+    Drawing a page's charts costs far more than counting its figures, and the same figures
+    always make the same SVG: kept in the shared cache under a digest of the figures."""
+    from .figure_cache import digest_of
+
+    def draw() -> dict[str, str]:
+        out = {}
+        for figure in figures:
+            drawing = chart_of(figure)
+            if drawing is not None:
+                out[figure.key] = str(inline_svg(drawing, figure.title, figure.key))
+        return out
+
+    drawn = cache.shared("report_charts", digest_of(figures), draw)
+    return {key: Markup(svg) for key, svg in drawn.items()}  # noqa: S704 (drawn above)

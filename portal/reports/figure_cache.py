@@ -47,6 +47,12 @@ def _from_json(data: dict[str, Any]) -> Figure:
     )
 
 
+def digest_of(figures: Sequence[Figure]) -> str:
+    """The same digest for the same figures, whoever computed them."""
+    text = json.dumps([_to_json(f) for f in figures], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 def shared_figures(
     report: str, period: ReportPeriod, tables: Sequence[str], compute: Callable[[], list[Figure]]
 ) -> list[Figure]:
