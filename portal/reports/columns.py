@@ -104,11 +104,13 @@ def _bool_sql(expr: ColumnElement[Any]) -> ColumnElement[Any]:
 
 TEXT = Format(_text_py, _text_sql)
 # Values the portal itself chose (a status, a priority) or already defused (`lookup`).
-PLAIN = Format(_plain_py, lambda expr: func.nullif(cast(expr, String), ""))
-INT = Format(_int_py, lambda expr: cast(expr, String))
+# Never an empty string, so nothing to tell apart from a missing value: written as it is.
+PLAIN = Format(_plain_py, lambda expr: expr)
+# COPY writes numbers as digits itself, as str() does.
+INT = Format(_int_py, lambda expr: expr)
 TIME = Format(_time_py, _time_sql)
 # Stored seconds shown as whole minutes (rounded down, as in the SQL).
-MINUTES = Format(_minutes_py, lambda expr: cast(cast(expr, Integer) // 60, String))
+MINUTES = Format(_minutes_py, lambda expr: cast(expr, Integer) // 60)
 BOOL = Format(_bool_py, _bool_sql)
 
 
