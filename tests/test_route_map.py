@@ -366,6 +366,10 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.panel": SIGNED_IN,
     "reports.service_desk": Permission.REPORTS_RUN,
     "reports.service_desk_csv": Permission.REPORTS_RUN,
+    "reports.incidents": Permission.REPORTS_RUN,
+    "reports.incidents_csv": Permission.REPORTS_RUN,
+    "reports.changes": Permission.REPORTS_RUN,
+    "reports.changes_csv": Permission.REPORTS_RUN,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

@@ -104,9 +104,17 @@ class ReportPeriod(QueryArgs):
 
     @classmethod
     def from_args(
-        cls, args: Any, zone: str, teams: dict[int, str], today: date | None = None
+        cls,
+        args: Any,
+        zone: str,
+        teams: dict[int, str],
+        today: date | None = None,
+        filters: tuple[str, ...] = ("team", "priority", "type"),
+        types: tuple[str, ...] = TYPES,
     ) -> ReportPeriod:
-        """`teams`: the ids a team filter may name (an unknown one is dropped)."""
+        """`teams`: the ids a team filter may name (an unknown one is dropped). `filters`:
+        the filters this report offers (others in the query string are not read);
+        `types`: the values its type filter may take (the change report's differ)."""
         today = today or datetime.now(ZoneInfo(zone)).date()
         messages: list[str] = []
         # Dates alone mean a custom range: the form's date fields work without the select.
@@ -122,13 +130,13 @@ class ReportPeriod(QueryArgs):
                 period = DEFAULT_PERIOD
         if period != "custom":
             found = named_range(period, today)
-        team = positive_int(args.get("team"))
-        if args.get("team") and team not in teams:
+        team = positive_int(args.get("team")) if "team" in filters else None
+        if "team" in filters and args.get("team") and team not in teams:
             messages.append("Unknown team; showing every team.")
             team = None
         chosen = {}
-        for name, allowed in (("priority", PRIORITIES), ("type", TYPES)):
-            value = args.get(name, "")
+        for name, allowed in (("priority", PRIORITIES), ("type", types)):
+            value = args.get(name, "") if name in filters else ""
             if value and value not in allowed:
                 messages.append(f"Unknown {name} “{value[:40]}”; showing every {name}.")
                 value = ""
