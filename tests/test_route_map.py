@@ -370,6 +370,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.incidents_csv": Permission.REPORTS_RUN,
     "reports.changes": Permission.REPORTS_RUN,
     "reports.changes_csv": Permission.REPORTS_RUN,
+    "reports.monthly": Permission.REPORTS_RUN,
+    "reports.request_monthly": Permission.REPORTS_RUN,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-reports_cli = AppGroup("reports", help="Reports: CSV exports and their cleanup.")
+reports_cli = AppGroup("reports", help="Reports: CSV exports, the monthly PDF and cleanup.")
 
 
 class _FileSink:
@@ -108,6 +108,69 @@ def _filter_args(extra: list[str]) -> MultiDict[str, str]:
         args.add(key.replace("-", "_"), value)
         i += 1
     return args
+
+
+@reports_cli.command("monthly")
+@click.option("--month", required=True, help="The month, YYYY-MM.")
+@click.option(
+    "--as",
+    "as_email",
+    default=None,
+    help="Build it for this person, in their time zone (default: TIMEZONE).",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def monthly_command(month: str, as_email: str | None, output: Path) -> None:
+    """Write the monthly operations report of --month to a PDF file (what the Monthly
+    report page builds): `flask reports monthly --month 2026-10 --output F.pdf`."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ..audits import record
+    from ..extensions import db
+    from ..users.models import User
+    from .monthly_figures import parse_month
+    from .monthly_pdf import TOTAL_STEPS, build_monthly_pdf
+    from .services import zone_of
+    from .sources import DOCUMENTS
+
+    user = None
+    if as_email is not None:
+        user = db.session.scalar(select(User).where(User.email == as_email.strip().lower()))
+        if user is None or not DOCUMENTS["monthly_report"].allows(user):
+            raise click.ClickException(f"{as_email} may not run reports.")
+    zone = zone_of(user) if user else _portal_zone()
+    first = parse_month(month, datetime.now(ZoneInfo(zone)).date())
+    if isinstance(first, str):
+        raise click.BadParameter(first, param_hint="--month")
+    reader = f"{user.name} <{user.email}>" if user else "the command line"
+    with (
+        output.open("wb") as out,
+        click.progressbar(length=TOTAL_STEPS, label=f"{first:%Y-%m}", file=sys.stderr) as bar,
+    ):
+        shown = [0]
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - shown[0])
+            shown[0] = done
+
+        pages = build_monthly_pdf(first, zone, reader, out, progress)
+    record(
+        "export.written_by_command",
+        user,
+        None,
+        kind="monthly_report",
+        month=f"{first:%Y-%m}",
+        pages=pages,
+        output=output.name,
+    )
+    db.session.commit()
+    click.echo(f"Wrote the {first:%Y-%m} report ({pages} pages) to {output}.")
+
+
+def _portal_zone() -> str:
+    from flask import current_app
+
+    return str(current_app.config["SETTINGS"].TIMEZONE)
 
 
 @reports_cli.command("cleanup")

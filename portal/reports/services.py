@@ -1,4 +1,6 @@
 """Exports: asking for one, cancelling, retrying, downloading, expiring (DESIGN §4).
+Documents (the monthly PDF, sources.DOCUMENTS) are Export rows too, asked for by
+`request_monthly_report`, and share everything after that.
 
 A request writes the export's row and enqueues `tasks.build_export` on the `exports`
 queue once that row is committed; the job moves the row through running to done (or
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -25,7 +28,8 @@ from ..extensions import db
 from ..timeutil import utcnow
 from ..users.models import User
 from .models import ACTIVE, Export
-from .sources import SOURCES, Source
+from .monthly_figures import parse_month
+from .sources import DOCUMENTS, KINDS, SOURCES, Document, Source
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,18 @@ def source_of(kind: str) -> Source:
     return source
 
 
+def kind_of(kind: str) -> Source | Document:
+    """The list or document an Export row was made from."""
+    found = KINDS.get(kind)
+    if found is None:
+        raise ServiceError(f"There is no export of {kind!r}.", field="kind")
+    return found
+
+
 def may_download(export: Export, user: User) -> bool:
     """The owner, or an admin; either as they are now (active, still allowed to read that
     list, and the owner still seeing as much as when they asked)."""
-    source = SOURCES.get(export.kind)
+    source = KINDS.get(export.kind)
     if source is None or not source.allows(user):
         return False
     if user.role == "admin":
@@ -75,6 +87,48 @@ def request_export(kind: str, args: Any, actor: User) -> Export:
     db.session.add(export)
     db.session.flush()
     record("export.requested", actor, export, kind=kind, filters=export.query)
+    _enqueue_after_commit(export)
+    return _commit_and_enqueue(export)
+
+
+def zone_of(user: User) -> str:
+    """The person's zone, or the portal's, or UTC when neither is one Python knows."""
+    zone = user.timezone or current_app.config["SETTINGS"].TIMEZONE
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return zone
+
+
+def last_month(zone: str) -> date:
+    """The first day of the month before this one, in `zone`: the form's default."""
+    today = datetime.now(ZoneInfo(zone)).date()
+    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def request_monthly_report(month: str, actor: User) -> Export:
+    """Queue the monthly operations report of `month` (YYYY-MM, local to the actor) for
+    `actor`. A month that is malformed or has not started is a ServiceError (422)."""
+    document = DOCUMENTS["monthly_report"]
+    if not document.allows(actor):
+        raise NotAllowed("You may not run reports.")
+    zone = zone_of(actor)
+    first = parse_month(month, datetime.now(ZoneInfo(zone)).date())
+    if isinstance(first, str):
+        raise ServiceError(first, field="month")
+    export = Export(
+        job_id=uuid.uuid4().hex,
+        kind=document.kind,
+        requested_by_id=actor.id,
+        query=urlencode({"month": f"{first:%Y-%m}"}),
+        scope=document.scope(actor),
+        timezone=zone,
+        status="queued",
+    )
+    db.session.add(export)
+    db.session.flush()
+    record("export.requested", actor, export, kind=document.kind, filters=export.query)
     _enqueue_after_commit(export)
     return _commit_and_enqueue(export)
 
@@ -130,7 +184,7 @@ def cancel_requested(job_id: str) -> bool:
 
 def retry_export(export: Export, actor: User) -> Export:
     """Run a failed export again, under a new job, if its owner may still ask for it."""
-    source = source_of(export.kind)
+    source = kind_of(export.kind)
     if export.requested_by_id != actor.id:
         raise NotAllowed("Only the person who asked for an export can retry it.")
     if not source.allows(actor) or source.scope(actor) != export.scope:

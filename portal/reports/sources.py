@@ -1,12 +1,16 @@
 """What can be exported: one entry per list page. Each takes that page's filters from
 the same query string through the same query function, so an export holds exactly
-the rows the list shows, all its pages, seen through the same access helper."""
+the rows the list shows, all its pages, seen through the same access helper.
+
+Beside them, DOCUMENTS: reports built as one file (the monthly PDF) that travel the same
+way as exports (an Export row, the same job, expiry, download checks and pages)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, BinaryIO, ClassVar
 
 from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import aliased
@@ -19,7 +23,7 @@ from ..security import Permission, role_has
 from ..tickets.queries import TicketFilters
 from ..users.models import User
 from ..users.queries import UserFilters, users_query
-from . import ticket_plans
+from . import monthly_figures, monthly_pdf, ticket_plans
 from .columns import INT, PLAIN, TIME, Column, Plan, number_format, people
 
 
@@ -34,6 +38,9 @@ class Source:
     read_filters: Callable[[Any], Any]
     plan: Callable[[Any, User], Plan]
     scope: Callable[[User], str]
+
+    is_document: ClassVar[bool] = False
+    mimetype: ClassVar[str] = "text/csv; charset=utf-8"
 
     def allows(self, user: User) -> bool:
         return bool(user.is_active) and self.may_read(user)
@@ -174,3 +181,62 @@ SOURCES: dict[str, Source] = {
         ),
     )
 }
+
+
+# -- documents ------------------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A report built as one file. `build(args, zone, reader, out, progress)` writes it
+    and returns its page count; `args` is the Export row's query, already validated."""
+
+    kind: str
+    label: str
+    permission: Permission
+    # The page that asks for it; the export's query string opens it on the same choice.
+    list_endpoint: str
+    filename: Callable[[dict[str, str]], str]
+    build: Callable[[dict[str, str], str, str, BinaryIO, Progress], int]
+    mimetype: str = "application/pdf"
+
+    is_document: ClassVar[bool] = True
+
+    def allows(self, user: User) -> bool:
+        return bool(user.is_active) and role_has(user.role, self.permission)
+
+    def scope(self, user: User) -> str:
+        # Whoever may run reports sees every figure: nothing narrows a document.
+        return "all"
+
+
+def stored_month(args: dict[str, str]) -> date:
+    """The month a row's query names (checked when it was asked for)."""
+    found = monthly_figures.parse_month(args.get("month", ""), date.max)
+    if isinstance(found, str):
+        raise ValueError(found)
+    return found
+
+
+def _build_monthly(
+    args: dict[str, str], zone: str, reader: str, out: BinaryIO, progress: Progress
+) -> int:
+    return monthly_pdf.build_monthly_pdf(stored_month(args), zone, reader, out, progress)
+
+
+DOCUMENTS: dict[str, Document] = {
+    document.kind: document
+    for document in (
+        Document(
+            "monthly_report",
+            "Monthly operations report",
+            Permission.REPORTS_RUN,
+            "reports.monthly",
+            lambda args: f"operations-report-{stored_month(args):%Y-%m}.pdf",
+            _build_monthly,
+        ),
+    )
+}
+KINDS: dict[str, Source | Document] = {**SOURCES, **DOCUMENTS}

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..timeutil import to_zone, utcnow
 from . import csv_writer, services
 from .models import ACTIVE, Export
-from .sources import SOURCES
+from .sources import DOCUMENTS, KINDS, Document, Source
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,25 @@ def build_export(export_id: int) -> str:
 def _build(export_id: int) -> str:
     export = db.session.get(Export, export_id)
     assert export is not None
-    owner, source = export.requested_by, SOURCES[export.kind]
+    owner, source = export.requested_by, KINDS[export.kind]
     # As the owner is now: one whose access shrank since they asked gets no file.
     if not source.allows(owner) or source.scope(owner) != export.scope:
         services.mark_failed(export_id, "The person who asked may no longer export this list.")
         return "refused"
+    if isinstance(source, Document):
+        stored, count, filename = _write_document(export, source)
+    else:
+        stored, count, filename = _write_csv(export, source)
+    return _finish(export, stored, count, filename)
+
+
+def _cancel_check(export: Export) -> None:
+    if services.cancel_requested(export.job_id):
+        raise csv_writer.Cancelled
+
+
+def _write_csv(export: Export, source: Source) -> tuple[storage.StoredFile, int, str]:
+    owner = export.requested_by
     plan = source.plan(source.read_filters(MultiDict(parse_qsl(export.query))), owner)
     export.rows_total = csv_writer.count_rows(plan)
     db.session.commit()
@@ -73,40 +87,61 @@ def _build(export_id: int) -> str:
 
     def progress(done: int) -> None:
         jobs.set_progress(min(done, export.rows_total or 0), export.rows_total or 0)
-        if services.cancel_requested(export.job_id):
-            raise csv_writer.Cancelled
+        _cancel_check(export)
 
     with storage.create(STORAGE_PREFIX) as new_file:
         rows = csv_writer.write_csv(plan, new_file, export.timezone, progress)
-        if services.cancel_requested(export.job_id):
-            raise csv_writer.Cancelled
-    stored = new_file.stored
-    assert stored is not None
-    now = utcnow()
+        _cancel_check(export)
+    assert new_file.stored is not None
     local = to_zone(export.created_at, export.timezone)
-    filename = f"{export.kind}-{local:%Y%m%d-%H%M}-{export.id}.csv"
-    finished = db.session.execute(
-        update(Export)
-        .where(Export.id == export_id, Export.status == "running")
-        .values(
-            status="done",
-            rows_done=rows,
-            file_key=stored.key,
-            filename=filename,
-            size=stored.size,
-            sha256=stored.sha256,
-            finished_at=now,
-            expires_at=services.expiry_from(now),
+    return new_file.stored, rows, f"{export.kind}-{local:%Y%m%d-%H%M}-{export.id}.csv"
+
+
+def _write_document(export: Export, document: Document) -> tuple[storage.StoredFile, int, str]:
+    """Progress counts the document's parts; once built, `rows_done` holds its pages."""
+    args = dict(parse_qsl(export.query))
+    owner = export.requested_by
+    export.rows_total = None
+    db.session.commit()
+
+    def progress(done: int, total: int) -> None:
+        jobs.set_progress(done, total)
+        _cancel_check(export)
+
+    with storage.create(STORAGE_PREFIX) as new_file:
+        pages = document.build(
+            args, export.timezone, f"{owner.name} <{owner.email}>", new_file, progress
         )
+    assert new_file.stored is not None
+    return new_file.stored, pages, document.filename(args)
+
+
+def _finish(export: Export, stored: storage.StoredFile, count: int, filename: str) -> str:
+    """running → done with the file, unless the export ended meanwhile (then the file goes)."""
+    now = utcnow()
+    values = {
+        "status": "done",
+        "rows_done": count,
+        "file_key": stored.key,
+        "filename": filename,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "finished_at": now,
+        "expires_at": services.expiry_from(now),
+    }
+    if export.kind in DOCUMENTS:
+        values["rows_total"] = count  # pages, so the row reads the same as a CSV's
+    finished = db.session.execute(
+        update(Export).where(Export.id == export.id, Export.status == "running").values(**values)
     ).rowcount
     if not finished:
         # Cancelled (or reconciled as failed) while the last rows were written.
         db.session.rollback()
         storage.delete(stored.key)
         return "ended meanwhile"
-    record("export.completed", None, export, kind=export.kind, rows=rows, sha256=stored.sha256)
+    record("export.completed", None, export, kind=export.kind, rows=count, sha256=stored.sha256)
     jobs.commit()
-    jobs.set_progress(rows, rows)
+    jobs.set_progress(count, count)
     return "built"
 
 
