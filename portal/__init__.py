@@ -75,7 +75,7 @@ def _register_blueprints(app: Flask) -> None:
     from .changes.admin_views import bp as change_admin_bp
     from .changes.views import bp as changes_bp
     from .ops.views import bp as ops_bp
-    from .reports import dashboard_views  # noqa: F401 (its routes join the reports bp)
+    from .reports import dashboard_views, subscription_views  # noqa: F401 (routes join bp)
     from .reports.views import bp as reports_bp
     from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp

@@ -4,7 +4,7 @@ from .audits.models import AuditEvent
 from .changes import models as _changes  # noqa: F401  (change requests and their setup)
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
 from .mail import OutboxMessage
-from .reports.models import Export
+from .reports.models import Export, ReportDelivery, ReportSubscription
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply
 from .tickets.setup_models import (
@@ -22,6 +22,8 @@ __all__ = [
     "ActionItem",
     "AuditEvent",
     "Export",
+    "ReportDelivery",
+    "ReportSubscription",
     "IncidentReview",
     "SavedView",
     "TicketAttachment",

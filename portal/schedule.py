@@ -13,6 +13,7 @@ from typing import Any
 
 from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
+from .reports import subscriptions as report_subscriptions
 from .reports import tasks as report_tasks
 from .tickets import sweep as ticket_sweep
 
@@ -39,4 +40,8 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(change_tasks.reminder_sweep_job, every_seconds=5 * 60, timeout_seconds=300),
     # Exports: expire old files, fail rows whose worker died, remove partial files.
     Periodic(report_tasks.cleanup_exports, every_seconds=15 * 60, timeout_seconds=600),
+    # Scheduled reports: start each period's report once it is over, email those built.
+    Periodic(
+        report_subscriptions.deliver_scheduled_reports, every_seconds=15 * 60, timeout_seconds=600
+    ),
 )

@@ -149,6 +149,7 @@ class World:
             "export_id": self.export_id,
             "direction": "down",
             "name": "my_tickets",
+            "subscription_id": 1,
             "item_id": 1,
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
@@ -364,6 +365,10 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.download_export": SIGNED_IN,
     # The home page's panels: each panel names who sees it (reports/dashboard.py).
     "reports.panel": SIGNED_IN,
+    "reports.subscribe": Permission.REPORTS_RUN,
+    "reports.end_subscription": SIGNED_IN,
+    # The email's unsubscribe link: the token is the credential (a page, then a POST).
+    "reports.unsubscribe": PUBLIC,
     "reports.service_desk": Permission.REPORTS_RUN,
     "reports.service_desk_csv": Permission.REPORTS_RUN,
     "reports.incidents": Permission.REPORTS_RUN,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -74,3 +74,52 @@ class Export(db.Model):
         if not self.rows_total:
             return 0
         return min(99, done * 100 // self.rows_total)
+
+
+FREQUENCIES = ("weekly", "monthly")
+
+
+class ReportSubscription(db.Model):
+    """Someone's standing order for a report: built each week or month by the periodic
+    job and emailed as a link, until they unsubscribe (from the portal or the email)."""
+
+    __tablename__ = "report_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    report: Mapped[str] = mapped_column(String(30))  # a key of subscriptions.REPORTS
+    frequency: Mapped[str] = mapped_column(String(10))
+    # The report's filters, as its page writes them in the query string.
+    filters: Mapped[str] = mapped_column(Text, default="")
+    # Names the subscription in the email's unsubscribe link; nothing else.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (Index("ix_report_subscriptions_user", "user_id", "ended_at"),)
+
+
+class ReportDelivery(db.Model):
+    """One subscription's report for one period. Unique per (subscription, period): a
+    periodic job that runs twice, or again after a worker died, finds the row and builds
+    and emails nothing more."""
+
+    __tablename__ = "report_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("report_subscriptions.id", ondelete="CASCADE")
+    )
+    period: Mapped[str] = mapped_column(String(10))  # 2026-10 or 2026-W47
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id"))
+    emailed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscription: Mapped[ReportSubscription] = relationship(lazy="joined")
+    export: Mapped[Export | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "period", name="uq_report_deliveries_period"),
+    )

@@ -4,8 +4,6 @@ same figure functions, so a downloaded table always holds the numbers the page s
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,8 +23,8 @@ from ..timeutil import utcnow
 from ..web import error_response, render
 from .change_figures import change_figures
 from .charts import inline_charts
-from .columns import defuse
 from .desk_figures import Figure, desk_figures
+from .figure_csv import figure_csv
 from .incident_figures import incident_figures
 from .period import PERIODS, ReportPeriod
 from .views import bp
@@ -68,16 +66,6 @@ def _choices(teams: dict[int, str]) -> dict[str, list[tuple[Any, str]]]:
 def service_desk() -> Response:
     period, figures, teams = _report()
     return _page("reports/service_desk.html", period, figures, _choices(teams))
-
-
-def figure_csv(figure: Figure) -> str:
-    """One figure's table as CSV text: a header row, then its rows; every cell defused."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([defuse(str(cell)) for cell in figure.header])
-    for row in figure.rows:
-        writer.writerow(["" if cell is None else defuse(str(cell)) for cell in row])
-    return out.getvalue()
 
 
 @bp.route("/service-desk.csv")

@@ -117,20 +117,28 @@ def request_monthly_report(month: str, actor: User) -> Export:
     first = parse_month(month, datetime.now(ZoneInfo(zone)).date())
     if isinstance(first, str):
         raise ServiceError(first, field="month")
+    export = new_document(document, {"month": f"{first:%Y-%m}"}, actor)
+    return _commit_and_enqueue(export)
+
+
+def new_document(document: Document, args: dict[str, str], owner: User) -> Export:
+    """A queued Export row for `document` built from `args` (already checked), audited,
+    in the current transaction; its job starts once the caller commits through
+    `jobs.commit()`."""
     export = Export(
         job_id=uuid.uuid4().hex,
         kind=document.kind,
-        requested_by_id=actor.id,
-        query=urlencode({"month": f"{first:%Y-%m}"}),
-        scope=document.scope(actor),
-        timezone=zone,
+        requested_by_id=owner.id,
+        query=urlencode(args),
+        scope=document.scope(owner),
+        timezone=zone_of(owner),
         status="queued",
     )
     db.session.add(export)
     db.session.flush()
-    record("export.requested", actor, export, kind=document.kind, filters=export.query)
+    record("export.requested", owner, export, kind=document.kind, filters=export.query)
     _enqueue_after_commit(export)
-    return _commit_and_enqueue(export)
+    return export
 
 
 def _enqueue_after_commit(export: Export) -> None:

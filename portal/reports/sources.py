@@ -21,6 +21,7 @@ from ..changes.models import ChangeRequest, ChangeVote
 from ..changes.queries import ChangeFilters, changes_query
 from ..security import Permission, role_has
 from ..tickets.queries import TicketFilters
+from ..timeutil import utcnow
 from ..users.models import User
 from ..users.queries import UserFilters, users_query
 from . import monthly_figures, monthly_pdf, ticket_plans
@@ -201,6 +202,8 @@ class Document:
     filename: Callable[[dict[str, str]], str]
     build: Callable[[dict[str, str], str, str, BinaryIO, Progress], int]
     mimetype: str = "application/pdf"
+    # What its count counts: the PDF's pages, or the tables of a figures file.
+    unit: str = "page"
 
     is_document: ClassVar[bool] = True
 
@@ -226,6 +229,30 @@ def _build_monthly(
     return monthly_pdf.build_monthly_pdf(stored_month(args), zone, reader, out, progress)
 
 
+def _build_desk_csv(
+    args: dict[str, str], zone: str, reader: str, out: BinaryIO, progress: Progress
+) -> int:
+    """The service-desk report's figures for the days and filters `args` names, as one CSV."""
+    from .desk_figures import desk_figures
+    from .figure_csv import figures_csv
+    from .period import ReportPeriod
+
+    period = ReportPeriod(
+        period="custom",
+        start=date.fromisoformat(args["start"]),
+        end=date.fromisoformat(args["end"]),
+        team=int(args["team"]) if args.get("team") else None,
+        priority=args.get("priority", ""),
+        type=args.get("type", ""),
+        zone=zone,
+    )
+    progress(0, 1)
+    figures = desk_figures(period, utcnow())
+    out.write("\ufeff".encode() + figures_csv(figures).encode())
+    progress(1, 1)
+    return len(figures)
+
+
 DOCUMENTS: dict[str, Document] = {
     document.kind: document
     for document in (
@@ -236,6 +263,16 @@ DOCUMENTS: dict[str, Document] = {
             "reports.monthly",
             lambda args: f"operations-report-{stored_month(args):%Y-%m}.pdf",
             _build_monthly,
+        ),
+        Document(
+            "desk_report",
+            "Service-desk report (figures)",
+            Permission.REPORTS_RUN,
+            "reports.service_desk",
+            lambda args: f"service-desk-{args['start']}-{args['end']}.csv",
+            _build_desk_csv,
+            mimetype="text/csv; charset=utf-8",
+            unit="table",
         ),
     )
 }

@@ -160,7 +160,8 @@ def test_the_pdf_holds_the_months_figures_against_the_month_before(client, month
     ), export.error
     assert export.rows_done == export.rows_total > 1  # pages
     status = client.get(f"/reports/exports/{export.id}")
-    assert f'The PDF has <strong id="export-pages">{export.rows_done}</strong> pages' in status.text
+    pages = f'<strong id="export-pages">{export.rows_done}</strong> pages'
+    assert f"The file has {pages}" in status.text
 
     response = client.get(f"/reports/exports/{export.id}/download")
     assert response.status_code == 200
