@@ -78,16 +78,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# The same table keyed by the role's text, as the users table stores it: every page asks
+# a dozen times, and looking the text up directly spares building a Role each time.
+_PERMISSIONS_BY_NAME: dict[str, frozenset[Permission]] = {
+    role.value: permissions for role, permissions in ROLE_PERMISSIONS.items()
+}
+
+
 def role_has(role: str | Role, permission: Permission) -> bool:
-    try:
-        return permission in ROLE_PERMISSIONS[Role(role)]
-    except ValueError:
-        return False
+    permissions = _PERMISSIONS_BY_NAME.get(role)
+    return permissions is not None and permission in permissions
 
 
 def can(permission: Permission) -> bool:
     """Whether the signed-in user holds `permission` (False when signed out)."""
-    return bool(current_user.is_authenticated and role_has(current_user.role, permission))
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    return bool(user.is_authenticated and role_has(user.role, permission))
 
 
 # The access a route declares: a Permission, or one of these two markers.

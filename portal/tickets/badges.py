@@ -1,11 +1,14 @@
 """The status, priority and SLA badges, as template globals. Lists draw three per row,
-so they are plain functions: a Jinja macro call costs several times more."""
+so they are plain functions: a Jinja macro call costs several times more. A badge's
+markup depends only on a few short values, so each one is built once per process and
+then looked up."""
 
 from __future__ import annotations
 
-from markupsafe import Markup, escape
+from functools import lru_cache
+from typing import Any
 
-from .models import Ticket
+from markupsafe import Markup, escape
 
 STATUS_COLOURS = {
     "new": "primary",
@@ -22,23 +25,38 @@ SLA_COLOURS = {
     "breached": "danger",
     "met": "secondary",
 }
+# Statuses, priorities and SLA states are short fixed lists; the bound only guards
+# against a value that is not one of them.
+_KEPT = 256
 
 
-def status_badge(ticket: Ticket) -> Markup:
-    colour = STATUS_COLOURS.get(ticket.status, "light")
-    return Markup(f'<span class="badge text-bg-{colour}">{escape(ticket.status_label)}</span>')  # noqa: S704
+def status_badge(ticket: Any) -> Markup:
+    """For a Ticket or a list row (anything with `status` and `status_label`)."""
+    return _status_markup(ticket.status, ticket.status_label)
 
 
-def priority_badge(ticket: Ticket) -> Markup:
-    colour = PRIORITY_COLOURS.get(ticket.priority, "light")
-    label = escape(ticket.priority_label)
-    return Markup(f'<span class="badge text-bg-{colour} border">{label}</span>')  # noqa: S704
+def priority_badge(ticket: Any) -> Markup:
+    """For a Ticket or a list row (anything with `priority` and `priority_label`)."""
+    return _priority_markup(ticket.priority, ticket.priority_label)
 
 
+@lru_cache(maxsize=_KEPT)
 def sla_badge(state: str) -> Markup:
     colour = SLA_COLOURS.get(state, "light")
     label = escape(state.replace("_", " "))
     return Markup(f'<span class="badge sla-{escape(state)} text-bg-{colour}">{label}</span>')  # noqa: S704
+
+
+@lru_cache(maxsize=_KEPT)
+def _status_markup(status: str, label: str) -> Markup:
+    colour = STATUS_COLOURS.get(status, "light")
+    return Markup(f'<span class="badge text-bg-{colour}">{escape(label)}</span>')  # noqa: S704
+
+
+@lru_cache(maxsize=_KEPT)
+def _priority_markup(priority: str, label: str) -> Markup:
+    colour = PRIORITY_COLOURS.get(priority, "light")
+    return Markup(f'<span class="badge text-bg-{colour} border">{escape(label)}</span>')  # noqa: S704
 
 
 BADGES = {"status_badge": status_badge, "priority_badge": priority_badge, "sla_badge": sla_badge}

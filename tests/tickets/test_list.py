@@ -164,6 +164,59 @@ def test_requesters_save_views_too(client, requester):
     assert ">Open</a>" in page and 'id="bulk-form"' not in page
 
 
+def test_the_list_shows_saved_views_as_they_change(client, agent):
+    # The list keeps one's views in the shared cache: saving or deleting one shows at once.
+    assert 'id="saved-views"' not in client.get("/tickets/").text
+    client.post("/tickets/views", data={"name": "Breached", "query": "sla=breached"})
+    assert ">Breached</a>" in client.get("/tickets/").text
+    [view] = _views(agent)
+    client.post(f"/tickets/views/{view.id}/delete")
+    assert 'id="saved-views"' not in client.get("/tickets/").text
+
+
+# -- list lines -------------------------------------------------------------------------------
+
+
+def _line(html: str, ticket: Ticket) -> str:
+    match = re.search(rf'<tr>\s*<td><input[^>]*value="{ticket.id}".*?</tr>', html, re.S)
+    assert match, ticket.number
+    return match.group()
+
+
+def test_a_list_line_shows_the_ticket_as_its_page_does(client, agent, requester):
+    incident = services.create_ticket(requester, "Core switch down", "", "incident", "critical")
+    services.assign(incident, agent, agent)
+    closed = services.create_ticket(requester, "New mouse please", "", priority="low")
+    closed.status, closed.team_id = "closed", None
+    db.session.commit()
+
+    page = client.get("/tickets/").text
+    line = _line(page, incident)
+    assert f'<a href="/tickets/{incident.id}">{incident.number}</a>' in line
+    assert '<span class="badge text-bg-danger">incident</span>' in line
+    assert '<span class="badge text-bg-info">Assigned</span>' in line
+    assert '<span class="badge text-bg-danger border">P0 (critical)</span>' in line
+    assert f"<td>{incident.team.name}</td><td>Ana Agent</td>" in line
+    assert '<span class="badge sla-on_track text-bg-success">on track</span>' in line
+    due = incident.resolution_due_at.strftime("%Y-%m-%d %H:%M")
+    assert f"<td>{due}</td>" in line
+
+    line = _line(page, closed)
+    assert "incident</span>" not in line
+    assert '<span class="badge text-bg-light border">low</span>' in line
+    assert "<td>—</td><td>—</td>" in line  # no team, nobody assigned
+    assert '<span class="badge text-bg-secondary">Closed</span>' in line
+
+
+def test_list_times_are_in_the_viewers_zone(app, client, requester):
+    viewer = make_user(role="agent", timezone="Asia/Kolkata")  # UTC+05:30, no summer time
+    sign_in_client(client, viewer)
+    ticket = services.create_ticket(requester, "Printer jam", "")
+    ticket.updated_at = ticket.updated_at.replace(year=2030, month=1, day=2, hour=23, minute=50)
+    db.session.commit()
+    assert "<td>2030-01-03 05:20</td>" in _line(client.get("/tickets/").text, ticket)
+
+
 # -- bulk changes -----------------------------------------------------------------------------
 
 
