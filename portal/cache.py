@@ -1,9 +1,9 @@
 """Short-lived shared values, kept in Redis so every web process sees the same value and
 the same invalidation (without `REDIS_URL`, the in-process stand-in the jobs use).
 
-A value is stored under a key that carries its namespace's version: `bump()` after a
-write makes every older value unreachable at once, and the TTL only bounds how long an
-unreachable value lingers. Redis being down never fails a page: the value is computed.
+A value is stored with its namespace's version: `bump()` after a write makes every
+older value stale at once, and the TTL only bounds how long a stale value lingers.
+Redis being down never fails a page: the value is computed.
 
 The namespaces are table names: `watch_writes()` notes every ORM session's writes to a
 table (objects flushed, or bulk statements) and bumps that table's namespace once the
@@ -37,26 +37,29 @@ def _version_key(namespace: str) -> str:
 def remember(namespaces: str | Sequence[str], key: str, ttl: int, compute: Callable[[], T]) -> T:
     """The cached JSON value of `compute()` for `key`, computed when missing or stale.
 
-    A value read from several tables names them all: it is stored under the versions of
-    every one (read in one round trip), so a committed write to any of them makes it stale.
+    A value read from several tables names them all. It is stored with the versions its
+    tables had when it was computed, and the versions and the value are read back in one
+    round trip: a committed write to any of the tables moves a version on, so the stored
+    value no longer matches and is computed again.
     """
     if ttl <= 0:
         return compute()
     names = [namespaces] if isinstance(namespaces, str) else list(namespaces)
+    value_key = f"{PREFIX}{'+'.join(names)}:{key}"
     try:
         conn = jobs.connection()
-        versions = conn.mget([_version_key(name) for name in names])
-        stamp = ".".join(str(int(v or 0)) for v in versions)
-        full_key = f"{PREFIX}{'+'.join(names)}:{stamp}:{key}"
-        cached = conn.get(full_key)
+        *stamps, cached = conn.mget([*(_version_key(name) for name in names), value_key])
+        versions = [int(stamp or 0) for stamp in stamps]
         if cached is not None:
-            return json.loads(cached)  # type: ignore[no-any-return]
+            stored_versions, value = json.loads(cached)
+            if stored_versions == versions:
+                return value  # type: ignore[no-any-return]
     except RedisError as exc:
         log.warning("cache unavailable, computing %s: %s", names, exc)
         return compute()
     value = compute()
     try:
-        conn.set(full_key, json.dumps(value), ex=ttl)
+        conn.set(value_key, json.dumps([versions, value]), ex=ttl)
     except RedisError as exc:
         log.warning("cache unavailable, not keeping %s: %s", names, exc)
     return value
