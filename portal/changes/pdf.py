@@ -19,16 +19,16 @@ from xml.sax.saxutils import escape
 from flask import current_app
 from redis.exceptions import RedisError
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
 from sqlalchemy import select
 
 from .. import job_records, jobs, storage
 from ..audits import record
 from ..audits.models import AuditEvent
 from ..extensions import db
+from ..pdf_layout import build_a4
 from ..timeutil import to_zone, utcnow
 from ..users.models import User
 from . import approvals, risk
@@ -361,25 +361,7 @@ def render_pdf(change: ChangeRequest, zone: str, row: job_records.JobRecord | No
         story += section(change, at)
         if row is not None:
             job_records.progress(row, done, total)
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        title=f"{change.number} {change.title}",
-        author="Ops Portal",
-        leftMargin=20 * mm,
-        rightMargin=20 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
-    )
-
-    def footer(canvas: Any, document: Any) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.drawString(20 * mm, 10 * mm, f"{change.number} · page {document.page}")
-        canvas.restoreState()
-
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    content, _ = build_a4(story, f"{change.number} {change.title}", change.number)
     if row is not None:
         job_records.progress(row, total, total)
-    return out.getvalue()
+    return content

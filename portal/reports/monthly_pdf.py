@@ -7,7 +7,6 @@ this module only lays them out, one part at a time, reporting progress after eac
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,13 +20,13 @@ from reportlab.platypus import (
     Flowable,
     PageBreak,
     Paragraph,
-    SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
 )
 
 from ..changes.pdf import text
+from ..pdf_layout import build_a4
 from ..tickets.models import SEVERITY, STATUS_LABELS
 from ..timeutil import utcnow
 from . import desk_figures
@@ -278,26 +277,10 @@ def build_monthly_pdf(
         story += part(ctx)
         if progress is not None:
             progress(done, TOTAL_STEPS)
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        title=f"Monthly operations report {first:%Y-%m}",
-        author="Ops Portal",
-        leftMargin=20 * mm,
-        rightMargin=20 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
+    content, pages = build_a4(
+        story, f"Monthly operations report {first:%Y-%m}", f"Operations {first:%Y-%m}"
     )
-
-    def footer(canvas: Any, document: Any) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.drawString(20 * mm, 10 * mm, f"Operations {first:%Y-%m} · page {document.page}")
-        canvas.restoreState()
-
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    out.write(buffer.getvalue())
+    out.write(content)
     if progress is not None:
         progress(TOTAL_STEPS, TOTAL_STEPS)
-    return int(doc.page)
+    return pages
