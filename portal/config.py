@@ -132,6 +132,11 @@ def load_settings(
             values[f.name] = overrides[f.name]
         elif f.name in env:
             values[f.name] = _coerce(f.name, f.default, env[f.name])
+    if "SHARED_CACHE_SECONDS" not in values and not values.get("REDIS_URL"):
+        # Without Redis the shared cache lives in each process, and a write seen by one
+        # process would not drop another's copy: share nothing unless asked to (one
+        # process, as `flask run` is, may set it).
+        values["SHARED_CACHE_SECONDS"] = 0
     settings = Settings(**values)
     return _validate(settings, instance_path)
 

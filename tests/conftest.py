@@ -72,6 +72,8 @@ def settings_for_tests(**extra: Any) -> dict[str, Any]:
         "DATABASE_URL": _database_url(),
         "STORAGE_DIR": str(TMP / "storage"),
         "REDIS_URL": "",
+        # One process: its in-process stand-in for Redis is shared by every request.
+        "SHARED_CACHE_SECONDS": 60,
         "MAIL_SERVER": "",
         "BASE_URL": "http://portal.test",
         "WTF_CSRF_ENABLED": False,

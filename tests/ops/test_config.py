@@ -53,3 +53,12 @@ def test_create_app_does_not_connect(tmp_path: Path):
         )
     )
     assert app.config["SETTINGS"].REDIS_URL.endswith(":1/0")
+
+
+def test_the_shared_cache_is_off_without_redis_unless_asked(tmp_path: Path):
+    # Without Redis each process would keep its own copy: a write through one would
+    # not drop another's.
+    assert load_settings(tmp_path, {}).SHARED_CACHE_SECONDS == 0
+    with_redis = load_settings(tmp_path, {"REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert with_redis.SHARED_CACHE_SECONDS == 60
+    assert load_settings(tmp_path, {"SHARED_CACHE_SECONDS": "30"}).SHARED_CACHE_SECONDS == 30
