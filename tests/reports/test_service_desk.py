@@ -357,7 +357,9 @@ def test_bad_input_gives_a_message_and_this_months_figures(client, viewer, query
 def test_the_fragment_is_the_results_block(client, viewer):  # noqa: ANN001,ANN201
     response = client.get(f"/reports/service-desk?{PERIOD}", headers=HX)
     assert response.status_code == 200
-    assert "<nav" not in response.text and 'id="table-sla"' in response.text
+    # No page around it: only the tab bar, out of band, so its links follow the period.
+    assert "<html" not in response.text and 'id="table-sla"' in response.text
+    assert response.text.count("<nav") == 1 and 'hx-swap-oob="true"' in response.text
 
 
 def test_charts_are_inline_svg_without_style_attributes(client, viewer):  # noqa: ANN001,ANN201
@@ -403,3 +405,14 @@ def test_named_periods(app):  # noqa: ANN001,ANN201
     # The day Berlin springs forward is 23 hours long.
     assert (berlin.utc_start, berlin.utc_end) == (at("2026-03-28 23:00"), at("2026-03-29 22:00"))
     assert berlin.as_args() == {"period": "custom", "start": "2026-03-29", "end": "2026-03-29"}
+
+
+def test_the_tabs_follow_a_period_changed_in_place(client, ctx):
+    sign_in_client(client, make_user(role="admin"))
+    fragment = client.get(
+        "/reports/service-desk?period=last_month", headers={"HX-Request": "true"}
+    ).text
+    assert 'id="report-tabs" hx-swap-oob="true"' in fragment
+    assert 'href="/reports/incidents?period=last_month"' in fragment
+    page = client.get("/reports/service-desk?period=last_month").text
+    assert page.count('id="report-tabs"') == 1 and "hx-swap-oob" not in page
