@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from flask import current_app, request, url_for
+from flask import current_app, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
+from .. import cache
 from ..security import login_required
 from ..web import render
-from . import calendar
+from . import access, calendar
 from .models import ChangeRequest
+from .setup_models import FreezePeriod
 from .views import bp
 
 
@@ -59,13 +62,27 @@ def calendar_page() -> Response:
         view = "month"
     anchor = calendar.parse_date(request.args.get("date"), today)
     period = calendar.period_for(view, anchor)
-    data = calendar.build(current_user, period, zone, today)
     return render(
-        "changes/calendar.html",
-        "calendar",
-        cal=data,
-        period=period,
-        calendar_url=_calendar_urls(),
-        change_link_prefix=change_link_prefix(),
-        cell_limit=calendar.MONTH_CELL_LIMIT,
+        "changes/calendar.html", "calendar", calendar_html=calendar_html(period, zone, today)
     )
+
+
+def calendar_html(period: calendar.Period, zone: str, today: date) -> Markup:
+    """The month or week as HTML. Everyone who sees every change and opens the same
+    period on the same day gets the same page, so it is drawn once and shared until a
+    change, a service or a freeze is written: drawing a busy month is most of the cost."""
+    scope = "all" if access.sees_all(current_user) else f"user:{current_user.id}"
+    key = f"calendar-html:{scope}:{period.view}:{period.anchor}:{zone}:{today}"
+
+    def draw() -> str:
+        return render_template(
+            "changes/_calendar_view.html",
+            cal=calendar.build(current_user, period, zone, today),
+            period=period,
+            calendar_url=_calendar_urls(),
+            change_link_prefix=change_link_prefix(),
+            cell_limit=calendar.MONTH_CELL_LIMIT,
+        )
+
+    tables = (*calendar.CHANGE_TABLES, FreezePeriod.__tablename__)
+    return Markup(cache.shared(tables, key, draw))  # noqa: S704 (rendered by Jinja, escaped)
