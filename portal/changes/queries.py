@@ -170,10 +170,9 @@ class ListedChange(ChangeLabels):
     services: list[str] = field(default_factory=list)
 
 
-def _total(filters: ChangeFilters, user: User, stmt: Select[Any]) -> int:
-    """How many changes match: shared by everyone who sees the same changes and asks the
-    same question (with a window filter, in the same zone) until a change is written, so
-    paging and the list's default filters do not count the table on every page."""
+def _question(filters: ChangeFilters, user: User) -> tuple[str, list[str]]:
+    """A digest naming the list's question (who sees what, the filters, the zone the
+    window filter reads days in) and the tables its answer is read from."""
     personal = filters.mine or filters.awaiting or not sees_all(user)
     scope = f"user:{user.id}" if personal else "all"
     question = [scope, filters.as_args(page=None), user.timezone or "UTC"]
@@ -181,18 +180,55 @@ def _total(filters: ChangeFilters, user: User, stmt: Select[Any]) -> int:
     tables = [ChangeRequest.__tablename__]
     if filters.awaiting:
         tables.append(ChangeVote.__tablename__)
+    return digest, tables
+
+
+def _total(filters: ChangeFilters, user: User, stmt: Select[Any]) -> int:
+    """How many changes match: shared by everyone who sees the same changes and asks the
+    same question until a change is written, so paging and the list's default filters do
+    not count the table on every page."""
+    digest, tables = _question(filters, user)
     count = select(func.count()).select_from(stmt.order_by(None).subquery())
     return cache.shared(tables, f"list-total:{digest}", lambda: db.session.scalar(count) or 0)
 
 
 def list_changes(filters: ChangeFilters, user: User) -> Page[ListedChange]:
-    """A page of the list in three queries: the count, the rows (people's names joined)
-    and their services' names. Plain rows, not entities: a row shows a few columns, and
-    loading whole changes (their plans and texts) and whole people was most of the page."""
+    """A page of the list: its total and its rows, each shared by everyone asking the
+    same question until a change, a person, a service (or, for "awaiting my vote", a
+    vote) is written; else the count, the rows and their services' names, three queries."""
     stmt = changes_query(filters, user)
     total = _total(filters, user, stmt)
+    # As paging.paginate, which loads entities: a page past the end shows the last one.
+    number = min(max(1, filters.page), max(1, -(-total // PER_PAGE)))
+    digest, tables = _question(filters, user)
+    rows = cache.shared(
+        [*tables, User.__tablename__, Service.__tablename__],
+        f"list-page:{digest}:{number}",
+        lambda: _page_rows(stmt, number),
+    )
+    items = [
+        ListedChange(
+            *row[:5],
+            _time(row[5]),
+            _time(row[6]),
+            *row[7:9],
+            services=list(row[9]),
+        )
+        for row in rows
+    ]
+    return Page(items, number, PER_PAGE, total)
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _page_rows(stmt: Select[Any], number: int) -> list[list[Any]]:
+    """One page of rows as plain JSON values: the changes' columns with their people's
+    names, then their services' names (plain rows, not entities: whole changes with their
+    plans and texts, and whole people, were most of the page)."""
     requester, implementer = aliased(User), aliased(User)
-    rows = (
+    shown = db.session.execute(
         stmt.with_only_columns(
             ChangeRequest.id,
             ChangeRequest.title,
@@ -206,22 +242,29 @@ def list_changes(filters: ChangeFilters, user: User) -> Page[ListedChange]:
         )
         .join(requester, requester.id == ChangeRequest.requester_id)
         .outerjoin(implementer, implementer.id == ChangeRequest.implementer_id)
-    )
-    # As paging.paginate, which loads entities: a page past the end shows the last one.
-    number = min(max(1, filters.page), max(1, -(-total // PER_PAGE)))
-    shown = db.session.execute(rows.limit(PER_PAGE).offset((number - 1) * PER_PAGE))
-    page = Page([ListedChange(*row) for row in shown], number, PER_PAGE, total)
-    by_id = {change.id: change for change in page.items}
-    if by_id:
+        .limit(PER_PAGE)
+        .offset((number - 1) * PER_PAGE)
+    ).all()
+    services: dict[int, list[str]] = {row[0]: [] for row in shown}
+    if services:
         names = (
             select(change_services.c.change_id, Service.name)
             .join(Service, Service.id == change_services.c.service_id)
-            .where(change_services.c.change_id.in_(by_id))
+            .where(change_services.c.change_id.in_(services))
             .order_by(Service.name)
         )
         for change_id, name in db.session.execute(names):
-            by_id[change_id].services.append(name)
-    return page
+            services[change_id].append(name)
+    return [
+        [
+            *row[:5],
+            None if row[5] is None else row[5].isoformat(),
+            None if row[6] is None else row[6].isoformat(),
+            *row[7:9],
+            services[row[0]],
+        ]
+        for row in shown
+    ]
 
 
 def inbox(user: User, limit: int = 200) -> list[ChangeRequest]:
