@@ -71,6 +71,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .audits.views import bp as audits_bp
     from .changes import calendar_views, record_views  # noqa: F401 (their routes join bp)
     from .changes.admin_views import bp as change_admin_bp
     from .changes.views import bp as changes_bp
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(changes_bp)
     app.register_blueprint(change_admin_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(audits_bp)
 
 
 def _register_cli(app: Flask) -> None:

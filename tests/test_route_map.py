@@ -151,6 +151,7 @@ class World:
             "name": "my_tickets",
             "subscription_id": 1,
             "item_id": 1,
+            "event_id": 1,  # every world records events, the first among them
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -377,6 +378,8 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.changes_csv": Permission.REPORTS_RUN,
     "reports.monthly": Permission.REPORTS_RUN,
     "reports.request_monthly": Permission.REPORTS_RUN,
+    "audits.index": Permission.AUDITS_READ,
+    "audits.detail": Permission.AUDITS_READ,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

@@ -22,16 +22,20 @@ class AuditEvent(db.Model):
     actor_label: Mapped[str] = mapped_column(String(254))
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(255))
-    action: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
+    # Each filter of the audit log with the id after it, so a filtered page is read in
+    # id order straight from the index (keyset paging, newest first).
     __table_args__ = (
-        Index("ix_audit_events_target", "target_type", "target_id"),
+        Index("ix_audit_events_target_id", "target_type", "target_id", "id"),
         Index("ix_audit_events_actor_id_id", "actor_id", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_ip_id", "ip", "id"),
     )
 
     def __repr__(self) -> str:

@@ -7,14 +7,18 @@ way as exports (an Export row, the same job, expiry, download checks and pages).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, BinaryIO, ClassVar
 
-from sqlalchemy import String, case, cast, func, select
+from flask import current_app
+from sqlalchemy import String, Text, case, cast, func, select
 from sqlalchemy.orm import aliased
 
+from ..audits.models import AuditEvent
+from ..audits.queries import AuditFilters, events_query
 from ..changes import access as change_access
 from ..changes.models import STATUS_LABELS as CHANGE_STATUS_LABELS
 from ..changes.models import ChangeRequest, ChangeVote
@@ -25,7 +29,7 @@ from ..timeutil import utcnow
 from ..users.models import User
 from ..users.queries import UserFilters, users_query
 from . import monthly_figures, monthly_pdf, ticket_plans
-from .columns import INT, PLAIN, TIME, Column, Plan, number_format, people
+from .columns import INT, PLAIN, TEXT, TIME, Column, Format, Plan, number_format, people
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,36 @@ def _user_plan(filters: UserFilters, user: User) -> Plan:
     return Plan(columns, listed.with_only_columns(*(c.expr for c in columns)), listed)
 
 
+# -- the audit log ---------------------------------------------------------------------------
+
+# An event's data as the JSON text it is stored as: PostgreSQL's json type keeps the text
+# SQLAlchemy wrote (json.dumps with its defaults), which Python writes again from the
+# value. It always starts with "{", so there is nothing to defuse.
+JSON_TEXT = Format(
+    lambda value, zone: "" if value is None else json.dumps(value),
+    lambda expr: cast(expr, Text),
+)
+
+
+def _audit_plan(filters: AuditFilters, user: User) -> Plan:
+    # The days of a date range are the reader's, as the viewer showed them.
+    zone = user.timezone or current_app.config["SETTINGS"].TIMEZONE
+    listed = events_query(replace(filters, zone=zone))
+    columns = [
+        Column("Id", AuditEvent.id, INT),
+        Column("Time", AuditEvent.created_at, TIME),
+        Column("Actor", AuditEvent.actor_label),
+        Column("Action", AuditEvent.action, PLAIN),
+        Column("Target type", AuditEvent.target_type, PLAIN),
+        Column("Target id", AuditEvent.target_id, TEXT),
+        Column("IP", AuditEvent.ip, TEXT),
+        Column("User agent", AuditEvent.user_agent, TEXT),
+        Column("Data", AuditEvent.data, JSON_TEXT),
+        Column("Hash", AuditEvent.hash, PLAIN),
+    ]
+    return Plan(columns, listed.with_only_columns(*(c.expr for c in columns)), listed)
+
+
 def may_read_tickets(user: User) -> bool:
     return role_has(user.role, Permission.TICKETS_READ)
 
@@ -170,6 +204,15 @@ SOURCES: dict[str, Source] = {
             ChangeFilters.from_args,
             _change_plan,
             _change_scope,
+        ),
+        Source(
+            "audit",
+            "Audit log",
+            lambda user: role_has(user.role, Permission.AUDITS_READ),
+            "audits.index",
+            AuditFilters.from_args,
+            _audit_plan,
+            lambda user: "all",
         ),
         Source(
             "users",
