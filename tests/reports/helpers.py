@@ -37,3 +37,25 @@ def download(client, export: Export) -> list[list[str]]:
 
 def latest_export() -> Export:
     return db.session.scalar(select(Export).order_by(Export.id.desc()).limit(1))
+
+
+def written(plan, zone: str) -> bytes:
+    """The rows an export of `plan` writes on this database, in `zone`. On PostgreSQL the
+    export streams through COPY; the row-by-row writer (SQLite's) must give the same
+    bytes there, so both are written and compared."""
+    import io
+    from zoneinfo import ZoneInfo
+
+    from portal.reports import csv_writer
+
+    python = io.BytesIO()
+    rows = csv_writer._python_rows(plan, python, ZoneInfo(zone), lambda done: None)
+    if db.session.get_bind().dialect.name == "postgresql":
+        copy = io.BytesIO()
+        assert csv_writer._copy_rows(plan, copy, zone, lambda done: None) == rows
+        assert copy.getvalue() == python.getvalue()
+    return python.getvalue()
+
+
+def parsed(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
