@@ -28,7 +28,7 @@ from ..changes.models import (
 from ..changes.risk import RISKS
 from ..extensions import db
 from ..tickets.models import Ticket
-from .desk_figures import Figure, _percentile_row, elapsed_seconds, percent
+from .figures import Figure, elapsed_seconds, percent, percentile_row
 from .period import ReportPeriod
 
 FINISHED = ("completed", "failed")
@@ -260,7 +260,7 @@ def approval_lead_time(period: ReportPeriod) -> Figure:
     # One row per type and one for all, as a union: the median needs each set apart.
     typed = {label: [ChangeRequest.type == label] for label in labels if label != "All"}
     parts = [
-        _percentile_row(label, lead, [*where, *typed.get(label, [])], dialect, with_mean=True)
+        percentile_row(label, lead, [*where, *typed.get(label, [])], dialect, with_mean=True)
         for label in labels
     ]
     found = {row[0]: row for row in db.session.execute(parts[0].union_all(*parts[1:]))}

@@ -24,7 +24,7 @@ from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 
 from .. import cache
-from .desk_figures import Figure
+from .figures import Figure
 
 SVG_NS = "http://www.w3.org/2000/svg"
 ET.register_namespace("", SVG_NS)

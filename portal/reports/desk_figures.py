@@ -9,41 +9,30 @@ it; where they cannot (a date range, an SLA clock, a history event), `unlinked` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy import DateTime, Integer, and_, case, distinct, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..extensions import db
 from ..tickets.models import OPEN_STATUSES, Ticket, TicketChange
 from ..tickets.setup_models import LEVELS, PRIORITIES, Team
 from ..users.models import User
+from .figures import (
+    NOT_LISTABLE,
+    Figure,
+    count_if,
+    minutes,
+    percent,
+    percentile_row,
+)
 from .period import ReportPeriod
 
 AGE_BUCKETS = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
 AGE_LIMITS_DAYS = (1, 3, 7, 30)
 DECIDED = ("met", "breached")
 CLOSED_STATUSES = ("resolved", "closed")
-NOT_LISTABLE = "The ticket list cannot filter by {}, so these counts are not linked."
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One table of figures. `links` maps (row, column) to the ticket list's query
-    arguments; `chart` is (category column, value columns, stacked) or None."""
-
-    key: str
-    title: str
-    definition: str
-    header: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-    links: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
-    unlinked: str = ""
-    chart: tuple[int, tuple[int, ...], bool] | None = None
-    # The last row sums the others: a chart leaves it out, or it would count all twice.
-    total_row: bool = False
 
 
 def _filters(period: ReportPeriod) -> list[ColumnElement[bool]]:
@@ -59,14 +48,6 @@ def _filters(period: ReportPeriod) -> list[ColumnElement[bool]]:
 
 def _within(column: Any, period: ReportPeriod) -> ColumnElement[bool]:
     return and_(column >= period.utc_start, column < period.utc_end)
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def percent(part: int, whole: int) -> float | None:
-    return None if not whole else round(100.0 * part / whole, 1)
 
 
 def created_and_resolved(period: ReportPeriod) -> Figure:
@@ -166,10 +147,10 @@ def _sla_by(dimension: str, key: Any, period: ReportPeriod) -> Any:
         select(
             literal(dimension).label("dimension"),
             key.label("name"),
-            _count_if(and_(created, Ticket.response_state == "met")),
-            _count_if(and_(created, Ticket.response_state.in_(DECIDED))),
-            _count_if(and_(resolved, Ticket.resolution_state == "met")),
-            _count_if(and_(resolved, Ticket.resolution_state.in_(DECIDED))),
+            count_if(and_(created, Ticket.response_state == "met")),
+            count_if(and_(created, Ticket.response_state.in_(DECIDED))),
+            count_if(and_(resolved, Ticket.resolution_state == "met")),
+            count_if(and_(resolved, Ticket.resolution_state.in_(DECIDED))),
         )
         .outerjoin(Team, Team.id == Ticket.team_id)
         .where(or_(created, resolved), *_filters(period))
@@ -217,74 +198,16 @@ def sla_compliance(period: ReportPeriod) -> Figure:
     )
 
 
-def elapsed_seconds(later: Any, earlier: Any, dialect: str) -> Any:
-    """Seconds from `earlier` to `later` (stored naive-UTC times), as SQL on either database."""
-    if dialect == "postgresql":
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-
-
-def _percentile_row(
-    label: str, value: Any, where: list[Any], dialect: str, with_mean: bool = False
-) -> Any:
-    """count, median and 90th percentile of `value` (seconds) where it is set; and its
-    mean as a fifth column `with_mean`."""
-    where = [value.is_not(None), *where]
-    if dialect == "postgresql":
-        return select(
-            literal(label),
-            func.count(value),
-            func.percentile_cont(0.5).within_group(value),
-            func.percentile_cont(0.9).within_group(value),
-            *([func.avg(value)] if with_mean else []),
-        ).where(*where)
-    # percentile_cont by hand: the value at position p·(n−1) of the sorted values, read
-    # between the two neighbouring rows by linear interpolation, as PostgreSQL does.
-    ranked = (
-        select(
-            value.label("x"),
-            (func.row_number().over(order_by=value) - 1).label("k"),
-            func.count().over().label("n"),
-        )
-        .where(*where)
-        .subquery()
-    )
-
-    def cont(p: float) -> Any:
-        position = literal(p) * (ranked.c.n - 1)
-        low = cast(position, Integer)
-        weight = position - low
-        return func.sum(
-            case(
-                (ranked.c.k == low, ranked.c.x * (1 - weight)),
-                (ranked.c.k == low + 1, ranked.c.x * weight),
-                else_=0,
-            )
-        )
-
-    return select(
-        literal(label),
-        func.coalesce(func.max(ranked.c.n), 0),
-        cont(0.5),
-        cont(0.9),
-        *([func.avg(ranked.c.x)] if with_mean else []),
-    )
-
-
-def _minutes(seconds: float | None) -> float | None:
-    return None if seconds is None else round(float(seconds) / 60, 1)
-
-
 def business_times(period: ReportPeriod) -> Figure:
     dialect = db.session.get_bind().dialect.name
     filters = _filters(period)
-    stmt = _percentile_row(
+    stmt = percentile_row(
         "First response",
         Ticket.response_seconds,
         [_within(Ticket.created_at, period), *filters],
         dialect,
     ).union_all(
-        _percentile_row(
+        percentile_row(
             "Resolution",
             Ticket.resolution_seconds,
             [_within(Ticket.resolved_at, period), *filters],
@@ -292,7 +215,7 @@ def business_times(period: ReportPeriod) -> Figure:
         )
     )
     rows = [
-        (label, n, _minutes(p50), _minutes(p90)) for label, n, p50, p90 in db.session.execute(stmt)
+        (label, n, minutes(p50), minutes(p90)) for label, n, p50, p90 in db.session.execute(stmt)
     ]
     rows.sort(key=lambda r: r[0] != "First response")
     return Figure(
@@ -314,7 +237,7 @@ def business_times(period: ReportPeriod) -> Figure:
 def workload(period: ReportPeriod) -> Figure:
     is_open, resolved = Ticket.status.in_(OPEN_STATUSES), _within(Ticket.resolved_at, period)
     stmt = (
-        select(User.id, User.name, _count_if(is_open), _count_if(resolved))
+        select(User.id, User.name, count_if(is_open), count_if(resolved))
         .join(User, User.id == Ticket.assignee_id)
         .where(or_(is_open, resolved), *_filters(period))
         .group_by(User.id, User.name)

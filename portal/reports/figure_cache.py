@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import cache
-from .desk_figures import Figure
+from .figures import Figure
 from .period import ReportPeriod
 
 

@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 
 from .columns import defuse
-from .desk_figures import Figure
+from .figures import Figure
 
 
 def _write(writer: csv.writer, figure: Figure) -> None:  # type: ignore[valid-type]

@@ -19,7 +19,7 @@ from ..extensions import db
 from ..tickets.extra_models import ActionItem, IncidentReview
 from ..tickets.models import OPEN_STATUSES, SEVERITY, Ticket
 from ..tickets.setup_models import PRIORITIES
-from .desk_figures import NOT_LISTABLE, Figure, elapsed_seconds
+from .figures import NOT_LISTABLE, Figure, elapsed_seconds, minutes
 from .period import ReportPeriod, month_start, next_month
 
 SEVERITIES = tuple(SEVERITY[p] for p in PRIORITIES)
@@ -47,10 +47,6 @@ def _priorities(period: ReportPeriod, among: tuple[str, ...] = PRIORITIES) -> li
 
 def _label(priority: str) -> str:
     return f"{SEVERITY[priority]} ({priority})"
-
-
-def _minutes(seconds: Any) -> float | None:
-    return None if seconds is None else round(float(seconds) / 60, 1)
 
 
 def months(period: ReportPeriod) -> list[tuple[str, Any, Any]]:
@@ -138,11 +134,11 @@ def mean_times(period: ReportPeriod) -> Figure:
             (
                 _label(priority),
                 acked,
-                _minutes(ack),
-                _minutes(ack_business),
+                minutes(ack),
+                minutes(ack_business),
                 done,
-                _minutes(resolve),
-                _minutes(resolve_business),
+                minutes(resolve),
+                minutes(resolve_business),
             )
         )
     return Figure(

@@ -24,6 +24,7 @@ from ..tickets.incidents import MAJOR
 from ..tickets.models import SEVERITY, Ticket
 from ..users.models import User
 from . import desk_figures
+from .figures import count_if, elapsed_seconds
 from .period import MAX_YEAR, MIN_YEAR, ReportPeriod, month_start, next_month
 
 MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -73,17 +74,6 @@ def _within(column: Any, period: ReportPeriod) -> ColumnElement[bool]:
     return and_(column >= period.utc_start, column < period.utc_end)
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _seconds_between(later: Any, earlier: Any) -> Any:
-    """`later - earlier` in seconds, in SQL: each dialect subtracts times its own way."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400
-
-
 # -- key figures -------------------------------------------------------------------------------
 
 
@@ -119,13 +109,13 @@ def _ticket_totals(period: ReportPeriod) -> tuple[int, ...]:
     created, resolved = _within(Ticket.created_at, period), _within(Ticket.resolved_at, period)
     decided = desk_figures.DECIDED
     stmt = select(
-        _count_if(created),
-        _count_if(resolved),
-        _count_if(and_(created, Ticket.type == "incident")),
-        _count_if(and_(created, Ticket.response_state == "met")),
-        _count_if(and_(created, Ticket.response_state.in_(decided))),
-        _count_if(and_(resolved, Ticket.resolution_state == "met")),
-        _count_if(and_(resolved, Ticket.resolution_state.in_(decided))),
+        count_if(created),
+        count_if(resolved),
+        count_if(and_(created, Ticket.type == "incident")),
+        count_if(and_(created, Ticket.response_state == "met")),
+        count_if(and_(created, Ticket.response_state.in_(decided))),
+        count_if(and_(resolved, Ticket.resolution_state == "met")),
+        count_if(and_(resolved, Ticket.resolution_state.in_(decided))),
     ).where(or_(created, resolved))
     return tuple(int(n) for n in db.session.execute(stmt).one())
 
@@ -191,7 +181,7 @@ def breached_tickets(period: ReportPeriod, now: datetime) -> list[dict[str, Any]
     """Tickets whose resolution target fell due in the month and was breached, longest
     overrun first: resolved_at − due, or now − due for one still open."""
     ended = func.coalesce(Ticket.resolved_at, now)
-    overrun = _seconds_between(ended, Ticket.resolution_due_at)
+    overrun = elapsed_seconds(ended, Ticket.resolution_due_at, db.session.get_bind().dialect.name)
     stmt = (
         select(
             Ticket.id,
@@ -258,8 +248,8 @@ def change_outcomes(period: ReportPeriod) -> list[tuple[str, str, int, int]]:
         select(
             finished.c.type,
             finished.c.risk,
-            _count_if(finished.c.outcome == "completed"),
-            _count_if(finished.c.outcome == "failed"),
+            count_if(finished.c.outcome == "completed"),
+            count_if(finished.c.outcome == "failed"),
         )
         .group_by(finished.c.type, finished.c.risk)
         .order_by(finished.c.type, finished.c.risk)

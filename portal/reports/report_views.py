@@ -23,8 +23,9 @@ from ..timeutil import utcnow
 from ..web import error_response, render
 from .change_figures import change_figures
 from .charts import inline_charts
-from .desk_figures import Figure, desk_figures
+from .desk_figures import desk_figures
 from .figure_csv import figure_csv
+from .figures import Figure
 from .incident_figures import incident_figures
 from .period import PERIODS, ReportPeriod
 from .views import bp
