@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from flask import render_template
@@ -145,8 +145,6 @@ def active_for(user: User) -> list[ReportSubscription]:
 def _document_args(subscription: ReportSubscription, period: Period) -> dict[str, str]:
     if subscription.report == "monthly_report":
         return {"month": f"{period.first:%Y-%m}"}
-    from urllib.parse import parse_qsl
-
     args = {"start": period.first.isoformat(), "end": period.last.isoformat()}
     return {**args, **dict(parse_qsl(subscription.filters))}
 
