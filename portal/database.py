@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from .extensions import db
 
@@ -32,3 +32,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("BEGIN")
+
+
+def libpq_url(url: URL) -> str:
+    """An engine's URL as libpq takes it (no `+psycopg` driver part), for work that opens
+    connections of its own outside the pool (other processes, other snapshots)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)

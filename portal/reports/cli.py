@@ -76,7 +76,13 @@ def export_command(ctx: click.Context, kind: str, as_email: str | None, output: 
             bar.update(min(done, total) - shown[0])
             shown[0] = min(done, total)
 
-        rows = csv_writer.write_csv(plan, _FileSink(out), user.timezone or "UTC", progress)  # type: ignore[arg-type]
+        rows = csv_writer.write_csv(
+            plan,
+            _FileSink(out),  # type: ignore[arg-type]
+            user.timezone or "UTC",
+            progress,
+            expected=total,
+        )
         progress(rows)
     record(
         "export.written_by_command",

@@ -13,13 +13,13 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from ..extensions import db
 from ..storage import NewFile
+from . import copy_export
 from .sources import Plan
 
 # Excel reads a CSV as UTF-8 only when it starts with the byte-order mark.
@@ -51,12 +51,14 @@ def header_line(plan: Plan) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_csv(plan: Plan, out: NewFile, zone: str, progress: Progress) -> int:
-    """Write the BOM, the header row and every row of `plan` to `out`; the row count."""
+def write_csv(plan: Plan, out: NewFile, zone: str, progress: Progress, expected: int = 0) -> int:
+    """Write the BOM, the header row and every row of `plan` to `out`; the row count.
+    `expected` (the count taken before, if any) lets a large export on PostgreSQL be
+    copied by two backends at once."""
     out.write(BOM)
     out.write(header_line(plan))
     if db.session.get_bind().dialect.name == "postgresql":
-        return _copy_rows(plan, out, zone, progress)
+        return _copy_rows(plan, out, zone, progress, expected)
     return _python_rows(plan, out, ZoneInfo(zone), progress)
 
 
@@ -90,36 +92,7 @@ def _python_rows(plan: Plan, out: NewFile, zone: ZoneInfo, progress: Progress) -
     return done
 
 
-def _copy_rows(plan: Plan, out: NewFile, zone: str, progress: Progress) -> int:
+def _copy_rows(plan: Plan, out: NewFile, zone: str, progress: Progress, expected: int = 0) -> int:
     cells = [c.format.sql(c.expr).label(f"c{i}") for i, c in enumerate(plan.columns)]
-    compiled = plan.statement.with_only_columns(*cells).compile(
-        dialect=db.session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
-    )
-    raw: Any = db.session.connection().connection.driver_connection
-    report, newlines = _Throttle(progress), 0
-    with raw.cursor() as cursor:
-        # Times are written in the reader's zone: the session's, for this transaction only,
-        # put back afterwards (an inline export shares its transaction with the request).
-        previous = cursor.execute(
-            "SELECT current_setting('TimeZone'), current_setting('jit')"
-        ).fetchone()
-        # JIT compiling this wide projection costs seconds and wins less than it costs.
-        cursor.execute(
-            "SELECT set_config('TimeZone', %s, true), set_config('jit', 'off', true)", [zone]
-        )
-        try:
-            with cursor.copy(
-                f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params
-            ) as copy:
-                for data in copy:
-                    out.write(data)
-                    # A row's text may hold line breaks, so this is an estimate until the end.
-                    newlines += bytes(data).count(b"\n")
-                    report(newlines)
-            rows = cursor.rowcount
-        finally:
-            cursor.execute(
-                "SELECT set_config('TimeZone', %s, true), set_config('jit', %s, true)",
-                list(previous),
-            )
-    return rows
+    statement = plan.statement.with_only_columns(*cells)
+    return copy_export.copy_rows(statement, out, zone, _Throttle(progress), expected)

@@ -90,7 +90,9 @@ def _write_csv(export: Export, source: Source) -> tuple[storage.StoredFile, int,
         _cancel_check(export)
 
     with storage.create(STORAGE_PREFIX) as new_file:
-        rows = csv_writer.write_csv(plan, new_file, export.timezone, progress)
+        rows = csv_writer.write_csv(
+            plan, new_file, export.timezone, progress, expected=export.rows_total or 0
+        )
         _cancel_check(export)
     assert new_file.stored is not None
     local = to_zone(export.created_at, export.timezone)
