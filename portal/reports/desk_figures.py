@@ -27,7 +27,7 @@ from .figures import (
     percent,
     percentile_row,
 )
-from .period import ReportPeriod
+from .period import ReportPeriod, month_start, next_month
 
 AGE_BUCKETS = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
 AGE_LIMITS_DAYS = (1, 3, 7, 30)
@@ -158,16 +158,64 @@ def _sla_by(dimension: str, key: Any, period: ReportPeriod) -> Any:
     )
 
 
+def _months(period: ReportPeriod) -> list[tuple[str, datetime, datetime]]:
+    """The calendar months the period touches, in the viewer's zone, each cut to the
+    period: (YYYY-MM, UTC start, UTC end)."""
+    out = []
+    first = month_start(period.start)
+    while first <= period.end:
+        after = next_month(first)
+        lo, hi = max(first, period.start), min(after, period.end + timedelta(days=1))
+        out.append((first.strftime("%Y-%m"), period.utc(lo), period.utc(hi)))
+        first = after
+    return out
+
+
+def _sla_by_month(period: ReportPeriod) -> Any:
+    """Response figures by the month a ticket was created, resolution figures by the
+    month it was resolved: two grouped range joins on the two time indexes, in the
+    columns of `_sla_by` (each part fills its own two, zeros in the other's)."""
+    parts = [
+        select(
+            literal(name).label("name"),
+            literal(lo, DateTime).label("lo"),
+            literal(hi, DateTime).label("hi"),
+        )
+        for name, lo, hi in _months(period)
+    ]
+    months = parts[0].union_all(*parts[1:]).cte("months")
+    none = literal(0, Integer)
+
+    def counted(column: Any, state: Any, response: bool) -> Any:
+        met, decided = count_if(state == "met"), count_if(state.in_(DECIDED))
+        figures = (met, decided, none, none) if response else (none, none, met, decided)
+        return (
+            select(literal("month").label("dimension"), months.c.name, *figures)
+            .join(Ticket, and_(column >= months.c.lo, column < months.c.hi))
+            .where(*_filters(period))
+            .group_by(months.c.name)
+        )
+
+    return counted(Ticket.created_at, Ticket.response_state, True), counted(
+        Ticket.resolved_at, Ticket.resolution_state, False
+    )
+
+
 def sla_compliance(period: ReportPeriod) -> Figure:
     # A team's name is unique, so grouping by it groups by team.
     stmt = _sla_by("priority", Ticket.priority, period).union_all(
-        _sla_by("team", Team.name, period)
+        _sla_by("team", Team.name, period), *_sla_by_month(period)
     )
+    found: list[tuple[Any, ...]] = []
+    by_month = {name: [0, 0, 0, 0] for name, _, _ in _months(period)}
+    for dim, name, *counts in db.session.execute(stmt):
+        if dim == "month":
+            by_month[name] = [a + b for a, b in zip(by_month[name], counts, strict=True)]
+        else:
+            found.append((dim, name, *counts))
     rank = {p: i for i, p in enumerate(PRIORITIES)}
-    found = sorted(
-        db.session.execute(stmt),
-        key=lambda r: (r[0] != "priority", rank.get(r[1], 0), r[1] or ""),
-    )
+    found.sort(key=lambda r: (r[0] != "priority", rank.get(r[1], 0), r[1] or ""))
+    found += [("month", name, *counts) for name, counts in by_month.items()]
     rows = [
         (dim.capitalize(), name or "(no team)", rm, rd, percent(rm, rd), sm, sd, percent(sm, sd))
         for dim, name, rm, rd, sm, sd in found
@@ -180,7 +228,8 @@ def sla_compliance(period: ReportPeriod) -> Figure:
             "(met, or breached, even if not yet answered); met % = met ÷ decided. "
             "Resolution: tickets resolved in the period; met % = resolved within the target "
             "÷ resolved. Targets count business time on the policy's calendar, pauses "
-            "excluded. By the ticket's current priority and team."
+            "excluded. By the ticket's current priority and team, and by month in your time "
+            "zone (the month a ticket was created for response, resolved for resolution)."
         ),
         header=(
             "By",

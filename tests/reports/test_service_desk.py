@@ -227,6 +227,7 @@ def test_every_figure_matches_the_hand_worked_values(client, viewer):  # noqa: A
         ["Team", "Engineering", "0", "1", "0.0", "1", "1", "100.0"],
         ["Team", "General support", "1", "2", "50.0", "1", "1", "100.0"],
         ["Team", "Technical", "1", "2", "50.0", "2", "2", "100.0"],
+        ["Month", "2026-03", "3", "6", "50.0", "4", "4", "100.0"],
     ]
     # Response: 30, 60, 90, 90, 120 min → median 90, p90 at 3.6 → 90 + 0.6·30 = 108.
     # Resolution: 210, 480, 540, 900 min → median 510, p90 at 2.7 → 540 + 0.7·360 = 792.
@@ -416,3 +417,20 @@ def test_the_tabs_follow_a_period_changed_in_place(client, ctx):
     assert 'href="/reports/incidents?period=last_month"' in fragment
     page = client.get("/reports/service-desk?period=last_month").text
     assert page.count('id="report-tabs"') == 1 and "hx-swap-oob" not in page
+
+
+def test_sla_compliance_by_month_follows_the_viewers_zone(client, viewer, data):  # noqa: ANN001,ANN201
+    rita = data["rita"]
+    # 22:30 UTC on 28 February is still February in Berlin; 23:30 UTC is 1 March there.
+    # Neither is ever answered: both response targets are breached.
+    make_ticket(rita, "medium", "request", GENERAL, at("2026-02-28 22:30"))
+    make_ticket(rita, "medium", "request", GENERAL, at("2026-02-28 23:30"))
+    found = tables(
+        client.get("/reports/service-desk?period=custom&start=2026-01-20&end=2026-03-10").text
+    )
+    months = [row for row in body(found["sla"]) if row[0] == "Month"]
+    assert months == [
+        ["Month", "2026-01", "0", "0", "—", "0", "0", "—"],
+        ["Month", "2026-02", "0", "1", "0.0", "0", "0", "—"],
+        ["Month", "2026-03", "3", "7", "42.9", "4", "4", "100.0"],
+    ]
