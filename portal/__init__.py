@@ -32,11 +32,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if settings.PORTAL_ENV == "testing":
         app.config["TESTING"] = True
 
+    from .logs import init_app as init_logs
     from .web import init_web
 
     _init_extensions(app)
     _register_blueprints(app)
     init_web(app)
+    init_logs(app)
     _register_cli(app)
     return app
 
@@ -71,6 +73,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .audits import block_views as _blocks  # noqa: F401 (blocked addresses join the bp)
+    from .audits import security_views as _security  # noqa: F401 (joins the audits bp)
+    from .audits import verify_views as _verify  # noqa: F401 (joins the audits bp)
+    from .audits.block_guard import init_guard
     from .audits.views import bp as audits_bp
     from .changes import calendar_views, record_views  # noqa: F401 (their routes join bp)
     from .changes.admin_views import bp as change_admin_bp
@@ -81,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp
     from .users import bp as users_bp
+    from .users import compromise_views  # noqa: F401 (its route joins the users bp)
 
     app.register_blueprint(users_bp)
     app.register_blueprint(ops_bp)
@@ -90,6 +97,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(change_admin_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(audits_bp)
+    # Blocked addresses are refused before any other check, static files included.
+    init_guard(app)
 
 
 def _register_cli(app: Flask) -> None:

@@ -75,10 +75,22 @@ class Settings:
     ATTACHMENT_MAX_BYTES: int = 10 * 1024 * 1024
     SHARED_CACHE_SECONDS: int = 60
     EXPORT_RETENTION_DAYS: int = 7
+    # An export of more rows than this raises a security alert (0: never).
+    EXPORT_ALERT_ROWS: int = 100_000
+    # Comma-separated addresses that receive security alerts and audit checkpoints.
+    SECURITY_CONTACTS: str = ""
+    # Audit checkpoints are also appended to a file here (empty: instance/checkpoints).
+    AUDIT_CHECKPOINT_DIR: str = ""
+    # A checkpoint is written every this many events, besides the periodic one (0: off).
+    AUDIT_CHECKPOINT_EVERY: int = 10_000
 
     @property
     def is_production(self) -> bool:
         return self.PORTAL_ENV == "production"
+
+    @property
+    def security_contacts(self) -> list[str]:
+        return [a.strip() for a in self.SECURITY_CONTACTS.split(",") if a.strip()]
 
     @property
     def jobs_inline(self) -> bool:

@@ -1,6 +1,8 @@
 """Imports every model, so the metadata (and Alembic) knows every table."""
 
-from .audits.models import AuditEvent
+from .audits.block_models import IpBlock
+from .audits.models import AuditCheckpoint, AuditEvent, VerificationRun
+from .audits.security_models import RateLimitHit, SecurityAlert
 from .changes import models as _changes  # noqa: F401  (change requests and their setup)
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
 from .mail import OutboxMessage
@@ -20,18 +22,22 @@ from .users.models import Invitation, PasswordReset, User, UserSession
 
 __all__ = [
     "ActionItem",
+    "AuditCheckpoint",
     "AuditEvent",
     "Export",
     "ReportDelivery",
     "ReportSubscription",
     "IncidentReview",
     "SavedView",
+    "SecurityAlert",
     "TicketAttachment",
     "Category",
     "Holiday",
     "Invitation",
+    "IpBlock",
     "OutboxMessage",
     "PasswordReset",
+    "RateLimitHit",
     "RoutingRule",
     "SlaCalendar",
     "SlaEvent",
@@ -43,5 +49,6 @@ __all__ = [
     "TicketReply",
     "User",
     "UserSession",
+    "VerificationRun",
     "team_members",
 ]

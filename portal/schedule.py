@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .audits import block_guard, refusals
+from .audits import checkpoints as audit_checkpoints
+from .audits import runs as audit_runs
 from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
 from .reports import subscriptions as report_subscriptions
@@ -44,4 +47,12 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(
         report_subscriptions.deliver_scheduled_reports, every_seconds=15 * 60, timeout_seconds=600
     ),
+    # The audit chain's head, checkpointed into the database, a file and the security
+    # contacts' mail; and the whole chain verified against the checkpoints once a day.
+    Periodic(audit_checkpoints.periodic_checkpoint, every_seconds=3600, timeout_seconds=600),
+    Periodic(audit_runs.scheduled_verification, every_seconds=24 * 3600, timeout_seconds=4 * 3600),
+    # Blocked requests and 429s are counted in Redis; their counts reach the rows here
+    # too, not only when the next one arrives.
+    Periodic(block_guard.flush_hits, every_seconds=60, timeout_seconds=60),
+    Periodic(refusals.flush_rate_limit_hits, every_seconds=60, timeout_seconds=60),
 )

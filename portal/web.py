@@ -140,15 +140,13 @@ def _handle_http(exc: HTTPException) -> Response:
     headers = {}
     if code == 429:
         headers["Retry-After"] = dict(exc.get_headers()).get("Retry-After", "60")
-    if code == 403:
-        from flask_login import current_user
+    if code in (403, 429):
+        from .audits import refusals
 
-        log.info(
-            "forbidden: %s %s user=%s",
-            request.method,
-            request.path,
-            getattr(current_user, "id", None),
-        )
+        if code == 403:
+            refusals.forbidden()  # an `auth.forbidden` audit event
+        else:
+            refusals.rate_limited(str(exc.description))  # counted, and a RATE_LIMIT line
     return error_response(code, exc.name, message, headers)
 
 

@@ -23,6 +23,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.routing import Rule
 
 from portal import create_app, security
+from portal.audits import blocks as ip_blocks
+from portal.audits.models import VerificationRun
 from portal.changes import pdf as change_pdf
 from portal.changes import services as change_services
 from portal.changes.setup_models import FreezePeriod, Service, StandardTemplate
@@ -124,6 +126,8 @@ class World:
     record_id: int
     export_id: int
     own_session_id: int | None = None
+    block_id: int | None = None
+    verification_run_id: int | None = None
 
     def url(self, app: Flask, endpoint: str) -> str:
         params: dict[str, object] = {
@@ -152,6 +156,9 @@ class World:
             "subscription_id": 1,
             "item_id": 1,
             "event_id": 1,  # every world records events, the first among them
+            "run_id": self.verification_run_id,
+            "block_id": self.block_id,
+            "alert_id": 1,  # none is raised: an admin's acknowledgement finds nothing (404)
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -216,7 +223,15 @@ def build_world(app: Flask) -> World:
         db.session.add_all([freeze, template])
         db.session.commit()
         record = change_pdf.request_pdf(change, target)
+        # The benchmarking range (RFC 2544): no request of any test comes from it.
+        block = ip_blocks.add_block(
+            "198.18.0.0/15", "Route map", utcnow() + timedelta(days=1), inviter, None
+        )
         export = export_services.request_export("tickets", {}, target)
+        # Queued, never run: starting another one shows this one instead.
+        verification = VerificationRun(problems=[])
+        db.session.add(verification)
+        db.session.commit()
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -240,6 +255,8 @@ def build_world(app: Flask) -> World:
             template_id=template.id,
             record_id=record.id,
             export_id=export.id,
+            block_id=block.id,
+            verification_run_id=verification.id,
         )
 
 
@@ -380,6 +397,16 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.request_monthly": Permission.REPORTS_RUN,
     "audits.index": Permission.AUDITS_READ,
     "audits.detail": Permission.AUDITS_READ,
+    "audits.verify_page": Permission.AUDITS_READ,
+    "audits.start_verification": Permission.AUDITS_READ,
+    "audits.verification_run": Permission.AUDITS_READ,
+    # Containment: blocked addresses and compromised accounts are admins' (users:manage).
+    "audits.blocks_list": MANAGE,
+    "audits.lift_block": MANAGE,
+    "users.compromise": MANAGE,
+    "audits.security": Permission.AUDITS_READ,
+    # Acknowledging a security alert is an admin's: USERS_MANAGE is theirs alone.
+    "audits.acknowledge_alert": MANAGE,
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (

@@ -1,23 +1,69 @@
-"""`flask audits …`: prove the audit trail is whole."""
+"""`flask audits …`: prove the audit trail is whole, and checkpoint its head."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
-from .services import verify
+from . import checkpoints
+from .runs import chain_broken_alert
+from .verification import Mark, verify
 
 audits_cli = AppGroup("audits", help="The audit trail.")
 
 
 @audits_cli.command("verify")
 @click.option("--all-problems", is_flag=True, help="Report every problem, not only the first.")
-def verify_command(all_problems: bool) -> None:
-    """Check the hash chain; exit 1 naming the first bad row when it is broken."""
-    result = verify(stop_at_first=not all_problems)
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoints exported earlier (a file under AUDIT_CHECKPOINT_DIR, or lines from "
+    "the checkpoint emails): the database must still hold every head they saw.",
+)
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def verify_command(all_problems: bool, checkpoint_file: Path | None, quiet: bool) -> None:
+    """Check the hash chain (and the checkpoints); exit 1 naming what is broken."""
+    marks: list[Mark] = []
+    if checkpoint_file is not None:
+        try:
+            marks = checkpoints.read_marks(checkpoint_file)
+        except checkpoints.CheckpointFileError as exc:
+            raise click.ClickException(str(exc)) from exc
+    started = time.monotonic()
+
+    def progress(checked: int, total: int) -> None:
+        if not quiet:
+            click.echo(f"\r{checked:,} / {total:,} events", nl=False, err=True)
+
+    result = verify(progress=progress, stop_at_first=not all_problems, checkpoints=marks)
+    if not quiet and result.checked:
+        click.echo("", err=True)
+    seconds = time.monotonic() - started
     if result.ok:
-        click.echo(f"OK: {result.checked} events, chain intact (last id {result.last_id}).")
+        against = f", {len(marks)} checkpoints hold" if marks else ""
+        click.echo(
+            f"OK: {result.checked} events, chain intact (last id {result.last_id}){against}; "
+            f"{seconds:.1f} s."
+        )
         return
     for problem in result.problems:
         click.echo(f"BROKEN: {problem}", err=True)
+    chain_broken_alert(result.summary())
     raise SystemExit(1)
+
+
+@audits_cli.command("checkpoint")
+def checkpoint_command() -> None:
+    """Checkpoint the chain's head now: the database, the file and the security contacts."""
+    checkpoint = checkpoints.write_checkpoint("manual")
+    if checkpoint is None:
+        click.echo("No new checkpoint: the chain is empty or its head is checkpointed already.")
+        return
+    click.echo(
+        f"Checkpoint: {checkpoint.event_count} events up to #{checkpoint.last_id} "
+        f"({checkpoint.last_hash}), appended to {checkpoints.export_file()}."
+    )

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..query_args import QueryArgs, positive_int
 from ..users.models import User
 from .models import AuditEvent
+from .time_ids import first_id_at
 
 PER_PAGE = 50
 # What record() writes: dotted lower-case names (`user.role_changed`), class names.
@@ -148,23 +149,6 @@ def _day_start_utc(day: date, zone: str) -> datetime:
     return start.astimezone(UTC).replace(tzinfo=None)
 
 
-def _first_id_at(moment: datetime) -> Any:
-    """The id of the first event at or after `moment`, as a subquery.
-
-    record() stamps the time under the chain lock, so ids and times rise together: a
-    date range is also an id range, which the primary key walks without looking at the
-    rows outside it (a range far in the past would otherwise be found by reading every
-    newer event). The time conditions stay too, so the rows are exactly the range's.
-    """
-    return (
-        select(AuditEvent.id)
-        .where(AuditEvent.created_at >= moment)
-        .order_by(AuditEvent.created_at, AuditEvent.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def _actor_clause(actor: str) -> ColumnElement[bool]:
     if actor == "system":
         return AuditEvent.actor_id.is_(None)
@@ -190,11 +174,11 @@ def events_query(filters: AuditFilters) -> Select[Any]:
         conditions.append(AuditEvent.ip == filters.ip)
     if filters.day_from:
         start = _day_start_utc(filters.day_from, filters.zone)
-        conditions += [AuditEvent.created_at >= start, AuditEvent.id >= _first_id_at(start)]
+        conditions += [AuditEvent.created_at >= start, AuditEvent.id >= first_id_at(start)]
     if filters.day_to:
         end = _day_start_utc(filters.day_to + timedelta(days=1), filters.zone)
         # No event at or after the end: every id is before it (NULL would match nothing).
-        first_after = func.coalesce(_first_id_at(end), 2**31)
+        first_after = func.coalesce(first_id_at(end), 2**31)
         conditions += [AuditEvent.created_at < end, AuditEvent.id < first_after]
     return select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
 

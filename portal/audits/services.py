@@ -1,4 +1,4 @@
-"""Recording and verifying the audit trail (DESIGN §6).
+"""Recording the audit trail (DESIGN §6); verification lives in verification.py.
 
 `record()` adds one row to the caller's transaction, so the change and its
 event commit together or not at all. Each row's hash covers every field of the
@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import false, select, update
+from sqlalchemy import false, func, select, update
 
+from .. import jobs, logs
 from ..client import client_ip, client_user_agent
 from ..extensions import db
-from ..timeutil import iso_utc, utcnow
+from ..timeutil import utcnow
+from .chain import GENESIS_HASH, event_values, plain, row_hash
 from .models import AuditEvent
+from .verification import Problem, Verification, verify
 
-GENESIS_HASH = "0" * 64
+__all__ = [
+    "GENESIS_HASH",
+    "Problem",
+    "Verification",
+    "allow_retention_in_this_transaction",
+    "compute_hash",
+    "diff",
+    "events_for",
+    "fingerprint",
+    "record",
+    "verify",
+]
 # Any constant works; it only has to be the same for every writer.
 CHAIN_LOCK_KEY = 0x0A0D17
 
@@ -36,41 +46,9 @@ def fingerprint(secret: str) -> str:
     return "hmac:" + hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe, float-free values, so the stored data hashes the same after a round trip."""
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [_plain(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    return str(value)
-
-
-def canonical(event: AuditEvent) -> bytes:
-    body = {
-        "id": event.id,
-        "created_at": iso_utc(event.created_at),
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "data": event.data,
-        "prev_hash": event.prev_hash,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def compute_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(canonical(event)).hexdigest()
+    """The hash an ORM event should carry (the same function verification uses)."""
+    return row_hash(event_values(event))
 
 
 def _lock_chain() -> None:
@@ -120,84 +98,41 @@ def record(action: str, actor: Any = None, target: Any = None, **data: Any) -> A
         action=action,
         target_type=target_type,
         target_id=target_id,
-        data=_plain(data),
+        data=plain(data),
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = compute_hash(event)
     db.session.add(event)
     db.session.flush()
+    _checkpoint_when_due(event.id)
+    logs.audit_recorded(event, actor)  # an admin's change: ADMIN_ACTION once committed
     return event
+
+
+def _checkpoint_when_due(event_id: int) -> None:
+    """Every AUDIT_CHECKPOINT_EVERY events, a checkpoint once this event has committed
+    (the hourly one catches a head whose commit path never started its jobs)."""
+    every = current_app.config["SETTINGS"].AUDIT_CHECKPOINT_EVERY
+    if every > 0 and event_id % every == 0:
+        from .checkpoints import checkpoint_job
+
+        jobs.after_commit(checkpoint_job, "every")
+
+
+def allow_retention_in_this_transaction() -> None:
+    """Let this transaction update or delete audit events (the retention job only).
+
+    On PostgreSQL a trigger refuses both unless the transaction-local flag is set; the
+    flag ends with the transaction. SQLite has no such trigger: nothing to do.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.set_config("portal.audit_retention", "on", True)))
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The fields that changed, as {"before": {...}, "after": {...}}."""
     keys = [k for k in after if before.get(k) != after.get(k)]
     return {"before": {k: before.get(k) for k in keys}, "after": {k: after[k] for k in keys}}
-
-
-@dataclass
-class Problem:
-    event_id: int
-    kind: str  # edited | missing | broken-link
-    detail: str
-
-    def __str__(self) -> str:
-        return f"row {self.event_id}: {self.kind}: {self.detail}"
-
-
-@dataclass
-class Verification:
-    checked: int = 0
-    last_id: int | None = None
-    last_hash: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _events_in_order(batch: int = 1000) -> Iterator[AuditEvent]:
-    stmt = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=batch)
-    for event in db.session.scalars(stmt):
-        yield event
-        db.session.expunge(event)
-
-
-def verify(stop_at_first: bool = False) -> Verification:
-    """Walk the chain from the first row and name every row that breaks it."""
-    result = Verification()
-    expected_prev = GENESIS_HASH
-    expected_id = 1
-    for event in _events_in_order():
-        result.checked += 1
-        if event.id != expected_id:
-            result.problems.append(
-                Problem(
-                    event.id,
-                    "missing",
-                    f"rows {expected_id}..{event.id - 1} were removed before this row",
-                )
-            )
-        elif event.prev_hash != expected_prev:
-            result.problems.append(
-                Problem(
-                    event.id,
-                    "broken-link",
-                    "does not follow the row before it (reordered or rewritten)",
-                )
-            )
-        if compute_hash(event) != event.hash:
-            result.problems.append(
-                Problem(event.id, "edited", "its contents no longer match its hash")
-            )
-        if result.problems and stop_at_first:
-            break
-        # Continue from what the row claims, so one edit is reported once.
-        expected_prev = event.hash
-        expected_id = event.id + 1
-        result.last_id, result.last_hash = event.id, event.hash
-    return result
 
 
 def events_for(target_type: str, target_id: int | str, limit: int = 50) -> list[AuditEvent]:

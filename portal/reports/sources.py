@@ -7,7 +7,6 @@ way as exports (an Export row, the same job, expiry, download checks and pages).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -17,6 +16,7 @@ from flask import current_app
 from sqlalchemy import String, Text, case, cast, func, select
 from sqlalchemy.orm import aliased
 
+from ..audits.json_column import encode_data
 from ..audits.models import AuditEvent
 from ..audits.queries import AuditFilters, events_query
 from ..changes import access as change_access
@@ -132,11 +132,11 @@ def _user_plan(filters: UserFilters, user: User) -> Plan:
 
 # -- the audit log ---------------------------------------------------------------------------
 
-# An event's data as the JSON text it is stored as: PostgreSQL's json type keeps the text
-# SQLAlchemy wrote (json.dumps with its defaults), which Python writes again from the
-# value. It always starts with "{", so there is nothing to defuse.
+# An event's data as the JSON text it is stored as: its canonical text (sorted keys, no
+# spaces; audits/json_column.py), which PostgreSQL's json type keeps as written and Python
+# writes again from the value. It always starts with "{", so there is nothing to defuse.
 JSON_TEXT = Format(
-    lambda value, zone: "" if value is None else json.dumps(value),
+    lambda value, zone: "" if value is None else encode_data(value),
     lambda expr: cast(expr, Text),
 )
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from werkzeug.datastructures import MultiDict
 
 from .. import jobs, storage
-from ..audits import record
+from ..audits import alerts, record
 from ..extensions import db
 from ..timeutil import to_zone, utcnow
 from . import csv_writer, services
@@ -142,6 +142,8 @@ def _finish(export: Export, stored: storage.StoredFile, count: int, filename: st
         storage.delete(stored.key)
         return "ended meanwhile"
     record("export.completed", None, export, kind=export.kind, rows=count, sha256=stored.sha256)
+    if export.kind not in DOCUMENTS:  # a document's count is pages, not rows
+        alerts.export_finished(export, count)
     jobs.commit()
     jobs.set_progress(count, count)
     return "built"

@@ -10,8 +10,8 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from .. import jobs
-from ..audits import record
+from .. import jobs, logs
+from ..audits import alerts, record
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import User, UserSession
@@ -20,6 +20,10 @@ from .passwords import hash_password, needs_rehash, verify_password
 # Throttle for last_seen_at writes: one UPDATE per session per minute at most.
 TOUCH_EVERY = timedelta(minutes=1)
 LOGIN_FAILED_MESSAGE = "That email and password do not match an active account."
+COMPROMISED_MESSAGE = (
+    "This account is on hold because it may have been compromised. Its password must be "
+    "reset before it can sign in: ask an administrator, or use “Forgot password?” if offered."
+)
 
 
 def normalize_email(email: str) -> str:
@@ -65,19 +69,23 @@ def authenticate(email: str, password: str, ip: str | None, user_agent: str | No
         reason = "unknown account"
     elif not user.is_active:
         reason = "deactivated"
+    elif user.compromised_at is not None:
+        reason = "compromised"  # its password was cleared: the old one matches nothing
     elif user.is_locked:
         reason = "locked"
     elif not password_ok:
         reason = "wrong password"
     if reason:
         attempted = normalize_email(email)[:254]
-        record(
+        failed = record(
             "auth.login_failed",
             None,
             user or ("email", attempted[:64]),
             email=attempted,
             reason=reason,
         )
+        logs.auth_failed(attempted, reason, failed.ip)  # the AUTH_FAILED line
+        alerts.after_failed_sign_in(failed)
         if user is not None and reason == "wrong password" and _register_failure(user):
             record(
                 "auth.locked",
@@ -87,6 +95,8 @@ def authenticate(email: str, password: str, ip: str | None, user_agent: str | No
                 failures=_settings().LOCKOUT_THRESHOLD,
             )
         jobs.commit()
+        if reason == "compromised":
+            return SignIn(None, COMPROMISED_MESSAGE)
         return SignIn(
             None,
             LOGIN_FAILED_MESSAGE

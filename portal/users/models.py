@@ -29,6 +29,9 @@ class User(db.Model):
     first_failed_login_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Set when an admin marks the account compromised (users/compromise.py): sign-in is
+    # refused until a new password is set, which clears it.
+    compromised_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -52,6 +55,10 @@ class User(db.Model):
         if self.is_locked:
             return "locked"
         return "active"
+
+    @property
+    def is_compromised(self) -> bool:
+        return self.compromised_at is not None
 
     @property
     def is_locked(self) -> bool:

@@ -12,7 +12,7 @@ from flask import current_app, render_template
 from sqlalchemy import select
 
 from .. import jobs, mail
-from ..audits import fingerprint, record
+from ..audits import alerts, fingerprint, record
 from ..errors import Conflict, LinkInvalid, ServiceError
 from ..extensions import db
 from ..security import Role
@@ -103,6 +103,7 @@ def invite(email: str, role: str, actor: User) -> Invitation:
     db.session.flush()
     _send_invitation(invitation)
     record("invitation.sent", actor, invitation, email=email, role=role)
+    alerts.role_granted(email, role, actor, invitation)  # a new admin alerts
     jobs.commit()
     return invitation
 
@@ -196,6 +197,7 @@ def change_role(user: User, role: str, actor: User) -> None:
     before = user.role
     user.role = new
     record("user.role_changed", actor, user, before={"role": before}, after={"role": new.value})
+    alerts.role_granted(user.email, new.value, actor, user)  # a new admin alerts
     jobs.commit()
 
 
@@ -249,6 +251,8 @@ def unlock(user: User, actor: User | None) -> None:
 def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     user.password_version += 1
+    # A new password is what a compromised account's hold waits for (users/compromise.py).
+    user.compromised_at = None
 
 
 def admin_reset_password(user: User, actor: User) -> str:

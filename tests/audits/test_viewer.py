@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from portal.audits import record
 from portal.audits.models import AuditEvent
 from portal.audits.queries import AuditFilters, Cursor, events_page
+from portal.audits.services import allow_retention_in_this_transaction
 from portal.changes import services as change_services
 from portal.extensions import db
 from portal.reports.sources import SOURCES
@@ -47,6 +48,8 @@ def log(ctx):
     """Events by two people and the system, on users and tickets, from two addresses,
     an hour apart from START."""
     ana, bob = make_user(role="admin", name="Ana"), make_user(role="agent", name="Bob")
+    # Placing the events in time rewrites them: past the append-only trigger.
+    allow_retention_in_this_transaction()
     made = []
     for i in range(30):
         actor = (ana, bob, None)[i % 3]
@@ -339,7 +342,7 @@ def test_the_export_holds_the_viewers_rows_for_a_filter(client, as_role, log):
     ]
     assert [int(r[0]) for r in rows[1:]] == listed
     first = db.session.get(AuditEvent, listed[0])
-    assert rows[1][2] == bob.email and rows[1][8] == '{"before": {"n": 25}, "after": {"n": 26}}'
+    assert rows[1][2] == bob.email and rows[1][8] == '{"after":{"n":26},"before":{"n":25}}'
     assert first.data == {"before": {"n": 25}, "after": {"n": 26}}
     assert rows[1][9] == first.hash
 
