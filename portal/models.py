@@ -1,6 +1,7 @@
 """Imports every model, so the metadata (and Alembic) knows every table."""
 
 from .audits.block_models import IpBlock
+from .audits.check_models import CheckResult, CheckRun, Finding
 from .audits.models import AuditCheckpoint, AuditEvent, VerificationRun
 from .audits.security_models import RateLimitHit, SecurityAlert
 from .changes import models as _changes  # noqa: F401  (change requests and their setup)
@@ -24,6 +25,9 @@ __all__ = [
     "ActionItem",
     "AuditCheckpoint",
     "AuditEvent",
+    "CheckResult",
+    "CheckRun",
+    "Finding",
     "Export",
     "ReportDelivery",
     "ReportSubscription",

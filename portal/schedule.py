@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .audits import block_guard, refusals
+from .audits import check_services as scheduled_audits
 from .audits import checkpoints as audit_checkpoints
 from .audits import runs as audit_runs
 from .changes import tasks as change_tasks
@@ -51,6 +52,8 @@ PERIODIC: tuple[Periodic, ...] = (
     # contacts' mail; and the whole chain verified against the checkpoints once a day.
     Periodic(audit_checkpoints.periodic_checkpoint, every_seconds=3600, timeout_seconds=600),
     Periodic(audit_runs.scheduled_verification, every_seconds=24 * 3600, timeout_seconds=4 * 3600),
+    # Scheduled audits: each schedule's last ended period, run once (audits/checks.py).
+    Periodic(scheduled_audits.run_due_schedules, every_seconds=3600, timeout_seconds=3600),
     # Blocked requests and 429s are counted in Redis; their counts reach the rows here
     # too, not only when the next one arrives.
     Periodic(block_guard.flush_hits, every_seconds=60, timeout_seconds=60),

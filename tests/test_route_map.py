@@ -159,6 +159,9 @@ class World:
             "run_id": self.verification_run_id,
             "block_id": self.block_id,
             "alert_id": 1,  # none is raised: an admin's acknowledgement finds nothing (404)
+            # No scheduled audit has run in the world: runs and findings are not found (404).
+            "check_run_id": 1,
+            "finding_id": 1,
         }
         if endpoint == "users.end_my_session" and self.own_session_id is not None:
             params["session_id"] = self.own_session_id  # one's own (second) session
@@ -407,6 +410,20 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "audits.security": Permission.AUDITS_READ,
     # Acknowledging a security alert is an admin's: USERS_MANAGE is theirs alone.
     "audits.acknowledge_alert": MANAGE,
+    # Scheduled audits: reading runs and acting on findings is audit work (audits:read);
+    # filing a finding as a ticket also needs tickets:create, so admins only (below).
+    **{
+        f"audits.{name}": Permission.AUDITS_READ
+        for name in (
+            "check_runs",
+            "check_run_detail",
+            "check_run_pdf",
+            "finding_detail",
+            "acknowledge_finding",
+            "accept_finding",
+            "finding_to_ticket",
+        )
+    },
     **{
         f"change_admin.{name}": Permission.SETTINGS_MANAGE
         for name in (
@@ -460,6 +477,8 @@ ALSO_REFUSED: dict[str, set[str]] = {
     "reports.retry_export": {"admin"},
     # The world's panel is an agent's own tickets: roles that work no tickets get 403.
     "reports.panel": {"requester", "approver", "auditor"},
+    # An auditor reads tickets but files none: refused before the finding is looked up.
+    "audits.finding_to_ticket": {"auditor"},
     **{
         f"changes.{name}": {"requester", "approver", "agent"}
         for name in (

@@ -67,3 +67,27 @@ def checkpoint_command() -> None:
         f"Checkpoint: {checkpoint.event_count} events up to #{checkpoint.last_id} "
         f"({checkpoint.last_hash}), appended to {checkpoints.export_file()}."
     )
+
+
+@audits_cli.command("run")
+@click.argument("schedule", type=click.Choice(["daily", "weekly", "monthly", "quarterly"]))
+def run_audits_command(schedule: str) -> None:
+    """Run a schedule's audit checks for its last ended period (once per period)."""
+    from ..errors import ServiceError
+    from .check_services import run_schedule
+
+    try:
+        run, created = run_schedule(schedule)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    period = f"{run.period_start:%Y-%m-%d %H:%M} to {run.period_end:%Y-%m-%d %H:%M} UTC"
+    if not created:
+        click.echo(f"Nothing to do: {run.number} already audited {period}.")
+        return
+    summary = run.summary
+    click.echo(
+        f"{run.number} ({schedule}, {period}): {run.status}; {summary.get('new', 0)} new, "
+        f"{summary.get('open', 0)} still open, {summary.get('resolved', 0)} resolved findings."
+    )
+    if run.status == "failed":
+        raise SystemExit(1)
