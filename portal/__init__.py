@@ -75,6 +75,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from .audits import block_views as _blocks  # noqa: F401 (blocked addresses join the bp)
     from .audits import check_views as _checks  # noqa: F401 (scheduled audits join the bp)
+    from .audits import review_views  # noqa: F401 (access reviews join the audits bp)
     from .audits import security_views as _security  # noqa: F401 (joins the audits bp)
     from .audits import verify_views as _verify  # noqa: F401 (joins the audits bp)
     from .audits.block_guard import init_guard

@@ -83,6 +83,11 @@ class Settings:
     AUDIT_CHECKPOINT_DIR: str = ""
     # A checkpoint is written every this many events, besides the periodic one (0: off).
     AUDIT_CHECKPOINT_EVERY: int = 10_000
+    # Access reviews: days a campaign runs, days before its due date that reviewers are
+    # reminded, and whether access still undecided at the due date is suspended.
+    ACCESS_REVIEW_DUE_DAYS: int = 14
+    ACCESS_REVIEW_REMINDER_DAYS: int = 3
+    ACCESS_REVIEW_SUSPEND_UNDECIDED: bool = False
 
     @property
     def is_production(self) -> bool:

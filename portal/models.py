@@ -3,6 +3,7 @@
 from .audits.block_models import IpBlock
 from .audits.check_models import CheckResult, CheckRun, Finding
 from .audits.models import AuditCheckpoint, AuditEvent, VerificationRun
+from .audits.review_models import AccessReview, AccessReviewItem, AccessReviewReminder
 from .audits.security_models import RateLimitHit, SecurityAlert
 from .changes import models as _changes  # noqa: F401  (change requests and their setup)
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
@@ -22,6 +23,9 @@ from .tickets.setup_models import (
 from .users.models import Invitation, PasswordReset, User, UserSession
 
 __all__ = [
+    "AccessReview",
+    "AccessReviewItem",
+    "AccessReviewReminder",
     "ActionItem",
     "AuditCheckpoint",
     "AuditEvent",

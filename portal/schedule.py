@@ -14,6 +14,7 @@ from typing import Any
 from .audits import block_guard, refusals
 from .audits import check_services as scheduled_audits
 from .audits import checkpoints as audit_checkpoints
+from .audits import review_tasks as access_reviews
 from .audits import runs as audit_runs
 from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
@@ -54,6 +55,10 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(audit_runs.scheduled_verification, every_seconds=24 * 3600, timeout_seconds=4 * 3600),
     # Scheduled audits: each schedule's last ended period, run once (audits/checks.py).
     Periodic(scheduled_audits.run_due_schedules, every_seconds=3600, timeout_seconds=3600),
+    # Access reviews: reminders before the due date, escalation at it; and on the 1st of
+    # the month that month's campaign (each once, however often they run).
+    Periodic(access_reviews.review_sweep, every_seconds=15 * 60, timeout_seconds=600),
+    Periodic(access_reviews.monthly_review, every_seconds=3600, timeout_seconds=600),
     # Blocked requests and 429s are counted in Redis; their counts reach the rows here
     # too, not only when the next one arrives.
     Periodic(block_guard.flush_hits, every_seconds=60, timeout_seconds=60),

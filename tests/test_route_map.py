@@ -24,7 +24,9 @@ from werkzeug.routing import Rule
 
 from portal import create_app, security
 from portal.audits import blocks as ip_blocks
+from portal.audits import reviews as access_reviews
 from portal.audits.models import VerificationRun
+from portal.audits.review_models import AccessReviewItem
 from portal.changes import pdf as change_pdf
 from portal.changes import services as change_services
 from portal.changes.setup_models import FreezePeriod, Service, StandardTemplate
@@ -126,6 +128,8 @@ class World:
     record_id: int
     export_id: int
     own_session_id: int | None = None
+    review_id: int | None = None
+    review_item_id: int | None = None
     block_id: int | None = None
     verification_run_id: int | None = None
 
@@ -156,6 +160,8 @@ class World:
             "subscription_id": 1,
             "item_id": 1,
             "event_id": 1,  # every world records events, the first among them
+            "review_id": self.review_id,
+            "review_item_id": self.review_item_id,
             "run_id": self.verification_run_id,
             "block_id": self.block_id,
             "alert_id": 1,  # none is raised: an admin's acknowledgement finds nothing (404)
@@ -235,6 +241,13 @@ def build_world(app: Flask) -> World:
         verification = VerificationRun(problems=[])
         db.session.add(verification)
         db.session.commit()
+        # An open access review of everyone, decided by the admins: the target's item.
+        review = access_reviews.start_campaign(inviter, scope="all", reviewer_rule="admins")
+        review_item_id = db.session.scalar(
+            select(AccessReviewItem.id).where(
+                AccessReviewItem.review_id == review.id, AccessReviewItem.user_id == target.id
+            )
+        )
         assert message_id is not None
         return World(
             target_id=target.id,
@@ -258,6 +271,8 @@ def build_world(app: Flask) -> World:
             template_id=template.id,
             record_id=record.id,
             export_id=export.id,
+            review_id=review.id,
+            review_item_id=review_item_id,
             block_id=block.id,
             verification_run_id=verification.id,
         )
@@ -400,6 +415,18 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "reports.request_monthly": Permission.REPORTS_RUN,
     "audits.index": Permission.AUDITS_READ,
     "audits.detail": Permission.AUDITS_READ,
+    # Access reviews: admins start and complete, admins and auditors read the evidence;
+    # the assigned reviewer (an admin or a team lead of any role) sees and decides their
+    # items, so those routes ask only for a sign-in and check the item (403 otherwise).
+    "audits.access_reviews": SIGNED_IN,
+    "audits.start_access_review": MANAGE,
+    "audits.access_review": SIGNED_IN,
+    "audits.decide_access_item": SIGNED_IN,
+    "audits.confirm_access_review": SIGNED_IN,
+    "audits.complete_access_review": MANAGE,
+    "audits.cancel_access_review": MANAGE,
+    "audits.access_review_pdf": Permission.AUDITS_READ,
+    "audits.access_review_csv": Permission.AUDITS_READ,
     "audits.verify_page": Permission.AUDITS_READ,
     "audits.start_verification": Permission.AUDITS_READ,
     "audits.verification_run": Permission.AUDITS_READ,
@@ -477,6 +504,11 @@ ALSO_REFUSED: dict[str, set[str]] = {
     "reports.retry_export": {"admin"},
     # The world's panel is an agent's own tickets: roles that work no tickets get 403.
     "reports.panel": {"requester", "approver", "auditor"},
+    # The world's access review is the admins' to decide: other roles review nothing in
+    # it (auditors see it all, but decide nothing).
+    "audits.access_review": {"requester", "approver", "agent"},
+    "audits.confirm_access_review": {"requester", "approver", "agent"},
+    "audits.decide_access_item": {"requester", "approver", "agent", "auditor"},
     # An auditor reads tickets but files none: refused before the finding is looked up.
     "audits.finding_to_ticket": {"auditor"},
     **{
