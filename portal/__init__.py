@@ -86,6 +86,7 @@ def _register_blueprints(app: Flask) -> None:
     from .ops.views import bp as ops_bp
     from .reports import dashboard_views, subscription_views  # noqa: F401 (routes join bp)
     from .reports.views import bp as reports_bp
+    from .retention import views as _retention  # noqa: F401 (joins the audits bp)
     from .tickets.admin_views import bp as desk_admin_bp
     from .tickets.views import bp as tickets_bp
     from .users import bp as users_bp
@@ -107,6 +108,7 @@ def _register_cli(app: Flask) -> None:
     from .audits.cli import audits_cli
     from .ops.cli import ops_cli, scheduler_command, worker_command
     from .reports.cli import reports_cli
+    from .retention.cli import retention_cli
     from .tickets.cli import tickets_cli
     from .users.cli import users_cli
 
@@ -114,6 +116,7 @@ def _register_cli(app: Flask) -> None:
         audits_cli,
         ops_cli,
         reports_cli,
+        retention_cli,
         tickets_cli,
         users_cli,
         worker_command,

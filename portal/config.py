@@ -83,6 +83,8 @@ class Settings:
     AUDIT_CHECKPOINT_DIR: str = ""
     # A checkpoint is written every this many events, besides the periodic one (0: off).
     AUDIT_CHECKPOINT_EVERY: int = 10_000
+    # Retention archives (gzip JSON Lines and a manifest) go here (empty: instance/archive).
+    ARCHIVE_DIR: str = ""
     # Access reviews: days a campaign runs, days before its due date that reviewers are
     # reminded, and whether access still undecided at the due date is suspended.
     ACCESS_REVIEW_DUE_DAYS: int = 14
@@ -175,6 +177,8 @@ def _validate(settings: Settings, instance_path: Path) -> Settings:
         changes["DATABASE_URL"] = "postgresql+psycopg://" + settings.DATABASE_URL[13:]
     if not settings.STORAGE_DIR:
         changes["STORAGE_DIR"] = str(instance_path / "storage")
+    if not settings.ARCHIVE_DIR:
+        changes["ARCHIVE_DIR"] = str(instance_path / "archive")
     if settings.MAIL_USE_TLS and settings.MAIL_USE_SSL:
         raise SettingsError("MAIL_USE_TLS and MAIL_USE_SSL are exclusive")
     if settings.LOCKOUT_THRESHOLD < 1 or settings.LOCKOUT_MINUTES < 1:

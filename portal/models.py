@@ -9,6 +9,7 @@ from .changes import models as _changes  # noqa: F401  (change requests and thei
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
 from .mail import OutboxMessage
 from .reports.models import Export, ReportDelivery, ReportSubscription
+from .retention.models import RetentionPolicy, RetentionRun
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply
 from .tickets.setup_models import (
@@ -35,6 +36,8 @@ __all__ = [
     "Export",
     "ReportDelivery",
     "ReportSubscription",
+    "RetentionPolicy",
+    "RetentionRun",
     "IncidentReview",
     "SavedView",
     "SecurityAlert",

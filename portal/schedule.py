@@ -20,6 +20,7 @@ from .changes import tasks as change_tasks
 from .ops import tasks as ops_tasks
 from .reports import subscriptions as report_subscriptions
 from .reports import tasks as report_tasks
+from .retention import run as retention
 from .tickets import sweep as ticket_sweep
 
 
@@ -63,4 +64,6 @@ PERIODIC: tuple[Periodic, ...] = (
     # too, not only when the next one arrives.
     Periodic(block_guard.flush_hits, every_seconds=60, timeout_seconds=60),
     Periodic(refusals.flush_rate_limit_hits, every_seconds=60, timeout_seconds=60),
+    # Retention: records past their policy archived, the archive proved, then deleted.
+    Periodic(retention.retention_job, every_seconds=24 * 3600, timeout_seconds=4 * 3600),
 )

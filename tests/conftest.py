@@ -73,6 +73,7 @@ def settings_for_tests(**extra: Any) -> dict[str, Any]:
         "STORAGE_DIR": str(TMP / "storage"),
         # Checkpoint files stay out of the checkout, one folder per test run.
         "AUDIT_CHECKPOINT_DIR": str(TMP / "checkpoints"),
+        "ARCHIVE_DIR": str(TMP / "archive"),
         "REDIS_URL": "",
         # One process: its in-process stand-in for Redis is shared by every request.
         "SHARED_CACHE_SECONDS": 60,

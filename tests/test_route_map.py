@@ -430,6 +430,9 @@ INTENDED_ACCESS: dict[str, str | Permission] = {
     "audits.verify_page": Permission.AUDITS_READ,
     "audits.start_verification": Permission.AUDITS_READ,
     "audits.verification_run": Permission.AUDITS_READ,
+    # Retention: auditors read the policies and what would go; admins edit them.
+    "audits.retention": Permission.AUDITS_READ,
+    "audits.update_retention_policy": MANAGE,
     # Containment: blocked addresses and compromised accounts are admins' (users:manage).
     "audits.blocks_list": MANAGE,
     "audits.lift_block": MANAGE,

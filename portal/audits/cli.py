@@ -25,8 +25,20 @@ audits_cli = AppGroup("audits", help="The audit trail.")
     "the checkpoint emails): the database must still hold every head they saw.",
 )
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def verify_command(all_problems: bool, checkpoint_file: Path | None, quiet: bool) -> None:
+@click.option(
+    "--archive",
+    "archive_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Prove the audit segments retention archived (ARCHIVE_DIR, or one run's folder) "
+    "from the archive files alone, instead of the database's chain.",
+)
+def verify_command(
+    all_problems: bool, checkpoint_file: Path | None, quiet: bool, archive_dir: Path | None
+) -> None:
     """Check the hash chain (and the checkpoints); exit 1 naming what is broken."""
+    if archive_dir is not None:
+        _verify_archive(archive_dir)
+        return
     marks: list[Mark] = []
     if checkpoint_file is not None:
         try:
@@ -54,6 +66,24 @@ def verify_command(all_problems: bool, checkpoint_file: Path | None, quiet: bool
         click.echo(f"BROKEN: {problem}", err=True)
     chain_broken_alert(result.summary())
     raise SystemExit(1)
+
+
+def _verify_archive(directory: Path) -> None:
+    from ..retention.audit_segment import prove_archive
+
+    proofs = prove_archive(directory)
+    if not proofs:
+        raise click.ClickException(f"{directory} holds no archived audit segment.")
+    broken = False
+    for proof in proofs:
+        where = f"rows {proof.first_id}..{proof.last_id} ({proof.count} events) in {proof.folder}"
+        if proof.ok:
+            click.echo(f"OK: {where}, sealed by {proof.seal_hash}")
+        for problem in proof.problems:
+            broken = True
+            click.echo(f"BROKEN: {where}: {problem}", err=True)
+    if broken:
+        raise SystemExit(1)
 
 
 @audits_cli.command("checkpoint")

@@ -1,0 +1,1 @@
+"""Retention and archival: how long each kind of record is kept, and what goes after."""
