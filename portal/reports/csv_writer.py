@@ -93,6 +93,6 @@ def _python_rows(plan: Plan, out: NewFile, zone: ZoneInfo, progress: Progress) -
 
 
 def _copy_rows(plan: Plan, out: NewFile, zone: str, progress: Progress, expected: int = 0) -> int:
-    cells = [c.format.sql(c.expr).label(f"c{i}") for i, c in enumerate(plan.columns)]
-    statement = plan.statement.with_only_columns(*cells)
-    return copy_export.copy_rows(statement, out, zone, _Throttle(progress), expected)
+    values = plan.statement.with_only_columns(*(c.expr for c in plan.columns))
+    formats = [c.format.sql for c in plan.columns]
+    return copy_export.copy_rows(values, formats, out, zone, _Throttle(progress), expected)

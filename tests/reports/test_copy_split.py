@@ -83,3 +83,48 @@ def test_a_cancel_stops_both_halves(committed_app, monkeypatch):
         monkeypatch.setattr(csv_writer, "REPORT_EVERY_SECONDS", 0)
         with pytest.raises(Cancelled):
             csv_writer._copy_rows(_plan("newest"), io.BytesIO(), "UTC", cancel, TICKETS)
+
+
+def test_an_export_in_a_callers_transaction_puts_its_session_settings_back(committed_app):
+    """An inline export shares the request's transaction: the zone and JIT setting it
+    sets for its COPY must not outlive it there."""
+    settings = "SELECT current_setting('TimeZone'), current_setting('jit')"
+    with committed_app.test_request_context("/"):
+        connection = db.session.connection()
+        before = connection.exec_driver_sql(settings).one()
+        rows = copy_export._copy_in_transaction(
+            connection.connection.driver_connection,
+            _plan("newest").statement,  # the values as they are: any rows will do here
+            io.BytesIO(),
+            "Asia/Kolkata",
+            lambda n: None,
+        )
+        assert rows == TICKETS
+        assert connection.exec_driver_sql(settings).one() == before
+        assert before[0] != "Asia/Kolkata"
+
+
+def test_cells_made_after_the_sort_keep_every_kind_of_order(committed_app):
+    """`formatted` sorts the values in a subquery and makes the cells outside it: the rows
+    come out in the list's order whatever its terms (descending, NULLS LAST, an
+    expression), and an order it cannot take apart (text) is kept in one query."""
+    from sqlalchemy import TextClause, func, select, text
+
+    from portal.tickets.models import Ticket
+
+    def same(fmt):  # noqa: ANN001,ANN202
+        return fmt
+
+    with committed_app.test_request_context("/"):
+        db.session.execute(db.update(Ticket).where(Ticket.id % 3 == 0).values(resolved_at=None))
+        orders = [
+            (Ticket.resolved_at.desc().nulls_last(), Ticket.id.desc()),
+            (func.length(Ticket.subject), Ticket.id),
+            (text("2 DESC"), Ticket.id),
+        ]
+        for order in orders:
+            listed = select(Ticket.id, Ticket.subject).order_by(*order)
+            made = copy_export.formatted(listed, [same, same])
+            assert db.session.execute(made).all() == db.session.execute(listed).all()
+            assert ("listed" in str(made)) is not isinstance(order[0], TextClause)
+        db.session.rollback()
