@@ -62,6 +62,9 @@ def _init_extensions(app: Flask) -> None:
     from .cache import watch_writes
 
     watch_writes()
+    from .reports.rollups import keep_rollups
+
+    keep_rollups()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

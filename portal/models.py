@@ -9,6 +9,7 @@ from .changes import models as _changes  # noqa: F401  (change requests and thei
 from .job_records import JobRecord  # noqa: F401  (long jobs' own rows)
 from .mail import OutboxMessage
 from .reports.models import Export, ReportDelivery, ReportSubscription
+from .reports.rollup_models import TicketDayCount
 from .retention.models import RetentionPolicy, RetentionRun
 from .tickets.extra_models import ActionItem, IncidentReview, SavedView, TicketAttachment
 from .tickets.models import SlaEvent, SlaNotification, Ticket, TicketChange, TicketReply
@@ -57,6 +58,7 @@ __all__ = [
     "Team",
     "Ticket",
     "TicketChange",
+    "TicketDayCount",
     "TicketReply",
     "User",
     "UserSession",

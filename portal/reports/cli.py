@@ -179,6 +179,20 @@ def _portal_zone() -> str:
     return str(current_app.config["SETTINGS"].TIMEZONE)
 
 
+@reports_cli.command("rebuild-rollups")
+def rebuild_rollups_command() -> None:
+    """Recompute the daily ticket counts (what the backlog figure sums) from the tickets.
+    The portal keeps them as tickets change; run this after loading tickets by SQL, or to
+    repair them."""
+    from .rollups import rebuild
+
+    done = rebuild()
+    click.echo(
+        f"Rebuilt the daily ticket counts: {done.rows:,} rows (were {done.rows_before:,}) "
+        f"from {done.tickets:,} tickets in {done.seconds:.2f} s."
+    )
+
+
 @reports_cli.command("cleanup")
 def cleanup_command() -> None:
     """Expire exports past EXPORT_RETENTION_DAYS, fail those whose worker died, remove

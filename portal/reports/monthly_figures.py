@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, exists, func, or_, select
@@ -23,9 +23,10 @@ from ..tickets.extra_models import ActionItem, IncidentReview
 from ..tickets.incidents import MAJOR
 from ..tickets.models import SEVERITY, Ticket
 from ..users.models import User
-from . import desk_figures
+from . import desk_figures, rollups
 from .figures import count_if, elapsed_seconds
 from .period import MAX_YEAR, MIN_YEAR, ReportPeriod, month_start, next_month
+from .rollup_models import TicketDayCount
 
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 BREACHED_LIMIT = 20
@@ -122,13 +123,40 @@ def _ticket_totals(period: ReportPeriod) -> tuple[int, ...]:
 
 def backlog_at(moment: datetime) -> int:
     """Tickets open at `moment`: created before it, neither resolved nor closed by then.
-    A ticket reopened later and not yet resolved again counts as open since its creation."""
-    stmt = select(func.count()).where(
-        Ticket.created_at < moment,
-        or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= moment),
-        or_(Ticket.closed_at.is_(None), Ticket.closed_at >= moment),
+    A ticket reopened later and not yet resolved again counts as open since its creation.
+
+    The whole UTC days before `moment`'s own day are summed from the daily counts the
+    services keep (rollups.py) rather than counted over the whole history; the part of
+    that day up to `moment` is counted from the tickets it concerns."""
+    day = moment.date()
+    counts = TicketDayCount
+    before = select(func.coalesce(func.sum(counts.created) - func.sum(counts.ended), 0))
+    backlog = int(db.session.scalar(before.where(counts.day < day)) or 0)
+    day_start = datetime.combine(day, time())
+    if moment > day_start:
+        backlog += _opened_net(day_start, moment)
+    return backlog
+
+
+def _opened_net(start: datetime, end: datetime) -> int:
+    """Tickets created in [start, end) less those that ended in it (rollups.ended_at):
+    what the backlog grew by. Only tickets created, resolved or closed in the range can
+    count, so the query reads those three ranges of the time columns."""
+    ended = rollups.ended_expression()
+    created_in, ended_in = _between(Ticket.created_at, start, end), _between(ended, start, end)
+    stmt = select(count_if(created_in), count_if(ended_in)).where(
+        or_(
+            created_in,
+            _between(Ticket.resolved_at, start, end),
+            _between(Ticket.closed_at, start, end),
+        )
     )
-    return int(db.session.scalar(stmt) or 0)
+    created, ended_count = db.session.execute(stmt).one()
+    return int(created or 0) - int(ended_count or 0)
+
+
+def _between(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
 
 
 def _failed_ever() -> ColumnElement[bool]:

@@ -79,6 +79,8 @@ class Ticket(db.Model):
         # Reports and the dashboard count what was answered or resolved in a period.
         Index("ix_tickets_first_response_at", "first_response_at"),
         Index("ix_tickets_resolved_at", "resolved_at"),
+        # The backlog at a moment reads tickets closed in that moment's day (reports/rollups).
+        Index("ix_tickets_closed_at", "closed_at"),
     )
 
     @property
