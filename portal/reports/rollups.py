@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..audits.services import CHAIN_LOCK_KEY
 from ..extensions import db
 from ..tickets.models import Ticket
 from ..timeutil import utcnow
@@ -118,6 +119,9 @@ class Deltas:
 def write(connection: Connection, deltas: Deltas) -> None:
     """Add `deltas` to the stored counts: one upsert per batch of keys."""
     rows = deltas.rows()
+    if not rows:
+        return
+    _queue_behind_the_chain(connection)
     table = TicketDayCount.__table__
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -214,26 +218,26 @@ def _facts_now(ticket: Ticket) -> dict[str, Any]:
     return {name: getattr(ticket, name) for name in TRACKED}
 
 
-def _facts_before(ticket: Ticket) -> dict[str, Any] | None:
-    """The tracked values the database holds for `ticket` (its attribute history), or
-    None when one of them was never loaded."""
-    attrs = inspect_object(ticket).attrs
-    facts: dict[str, Any] = {}
-    for name in TRACKED:
-        history = attrs[name].history
-        if history.deleted:
-            facts[name] = history.deleted[0]
-        elif history.unchanged:
-            facts[name] = history.unchanged[0]
-        else:
-            return None
-    return facts
-
-
-def _stored_facts(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+def _stored_facts(
+    connection: Connection, ids: list[int], *, lock: bool = False
+) -> dict[int, dict[str, Any]]:
+    """The tracked values the database holds for these tickets; with `lock`, their rows
+    locked until the transaction ends (a concurrent change of the same ticket waits, so
+    what is taken away is what is there, not what this session loaded earlier)."""
     c = Ticket.__table__.c
     stmt = select(c.id, *(c[name] for name in TRACKED)).where(c.id.in_(ids))
-    return {row.id: dict(row._mapping) for row in session.connection().execute(stmt)}
+    if lock:
+        stmt = stmt.with_for_update()
+    return {row.id: dict(row._mapping) for row in connection.execute(stmt)}
+
+
+def _queue_behind_the_chain(connection: Connection) -> None:
+    """Take the audit chain's lock first. Ticket writes lock the audit chain (record()),
+    the ticket's row and a shared count row; without one order for all three, a ticket
+    created (row, then chain) and one resolved (chain, then row) can deadlock. Taking the
+    lock again later in the transaction costs nothing."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
 
 
 def _changes_counts(ticket: Ticket) -> bool:
@@ -245,32 +249,34 @@ def _changes_counts(ticket: Ticket) -> bool:
 
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     """What the flush takes away: the counts of changed and deleted tickets as the
-    database has them (read before the flush writes)."""
+    database holds them now, their rows locked (read before the flush writes)."""
+    changed = [t.id for t in session.dirty if isinstance(t, Ticket) and _changes_counts(t)]
+    gone = [t.id for t in session.deleted if isinstance(t, Ticket)]
+    if not (changed or gone or any(isinstance(t, Ticket) for t in session.new)):
+        return
+    connection = session.connection()
+    _queue_behind_the_chain(connection)
     deltas = Deltas()
-    changed = [t for t in session.dirty if isinstance(t, Ticket) and _changes_counts(t)]
-    unknown: list[int] = []
-    for ticket in (*changed, *(t for t in session.deleted if isinstance(t, Ticket))):
-        before = _facts_before(ticket)
-        if before is None:
-            unknown.append(ticket.id)
-        else:
-            deltas.add(before, -1)
-    if unknown:
-        for facts in _stored_facts(session, unknown).values():
+    if changed or gone:
+        for facts in _stored_facts(connection, [*changed, *gone], lock=True).values():
             deltas.add(facts, -1)
     session.info[_PENDING] = (deltas, changed)
 
 
 def _after_flush(session: Session, _context: Any) -> None:
-    """What the flush adds: changed and new tickets as written (defaults and foreign
-    keys filled in by the flush); then every addition is written, inside the flush's
-    transaction."""
+    """What the flush adds: changed tickets as the database now holds them (another
+    transaction's committed change to a column this one did not touch included), new
+    ones as written; then every addition is written, inside the flush's transaction."""
     deltas, changed = session.info.pop(_PENDING, None) or (Deltas(), [])
-    for ticket in (*changed, *session.new):
+    connection = session.connection()
+    if changed:
+        for facts in _stored_facts(connection, changed).values():
+            deltas.add(facts, +1)
+    for ticket in session.new:
         if isinstance(ticket, Ticket):
             deltas.add(_facts_now(ticket), +1)
     if deltas.by_key:
-        write(session.connection(), deltas)
+        write(connection, deltas)
 
 
 # -- keeping them: bulk statements through the session ----------------------------------------
@@ -363,8 +369,7 @@ def _bulk_update(state: ORMExecuteState) -> Any:
     if rows and where is None and all("id" in row for row in rows):
         ids = [row["id"] for row in rows]  # an update by primary key, one row each
     else:
-        c = Ticket.__table__.c
-        ids = list(connection.execute(select(c.id).where(where)).scalars())
+        ids = _locked_ids(connection, where)
     write(connection, _counted_ids(connection, ids, -1))
     result = state.invoke_statement()
     write(connection, _counted_ids(connection, ids, +1))
@@ -382,11 +387,21 @@ def _bulk_statement(state: ORMExecuteState) -> Any:
     if state.is_update:
         return _bulk_update(state)
     connection = state.session.connection()
-    where = getattr(state.statement, "whereclause", None)
     # Read before the rows go, in the same transaction: if the delete then fails or is
     # rolled back (retention checks how many it removed), so is this.
-    write(connection, _counted(connection, where, -1))
+    ids = _locked_ids(connection, getattr(state.statement, "whereclause", None))
+    write(connection, _counted_ids(connection, ids, -1))
     return None
+
+
+def _locked_ids(connection: Connection, where: Any) -> list[int]:
+    """The ids of the tickets a bulk statement will touch, their rows locked until the
+    transaction ends (behind the chain's lock: one order for every writer)."""
+    _queue_behind_the_chain(connection)
+    stmt = select(Ticket.__table__.c.id).with_for_update()
+    if where is not None:
+        stmt = stmt.where(where)
+    return list(connection.execute(stmt).scalars())
 
 
 def keep_rollups() -> None:
@@ -422,7 +437,9 @@ def rebuild(actor: Any = None) -> Rebuilt:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         # Ticket changes wait (their upserts queue on the lock) until this commits: the
-        # counts read below then hold every change committed before, none twice.
+        # counts read below then hold every change committed before, none twice. The
+        # chain's lock comes first, as for every ticket write (record() below needs it).
+        _queue_behind_the_chain(session.connection())
         session.execute(text("LOCK TABLE ticket_day_counts IN EXCLUSIVE MODE"))
     rows_before = session.scalar(select(func.count()).select_from(table)) or 0
     session.execute(delete(table))

@@ -265,3 +265,35 @@ def test_the_migration_fills_what_a_rebuild_computes(app, ctx, clock):
     dialect = db.session.get_bind().dialect.name
     db.session.execute(text(migration._fill_sql(dialect)))
     assert rollups.stored_counts() == rebuilt
+
+
+def test_a_change_made_from_a_stale_copy_of_the_ticket_keeps_the_counts(app, ctx, clock):
+    """Two people act on one ticket at once: the first resolves it and commits; the
+    second, whose copy was loaded before that, re-prioritises it. What the second change
+    takes away and adds must be the ticket as the database holds it, not as the second
+    session loaded it, or the first one's "ended" is counted under the old priority for
+    good."""
+    requester = make_user(role="requester")
+    ticket = services.create_ticket(requester, "Printer on fire", "d", priority="low")
+    db.session.flush()
+    assert ticket.resolved_at is None  # the second person's copy, loaded now
+    # The first person's change, from another transaction: the row and its counts.
+    resolved = DAY1 + timedelta(hours=3)
+    facts = {name: getattr(ticket, name) for name in rollups.TRACKED}
+    other = rollups.Deltas()
+    other.add(facts, -1)
+    other.add({**facts, "resolved_at": resolved}, +1)
+    connection = db.session.connection()
+    connection.execute(
+        update(Ticket.__table__)
+        .where(Ticket.__table__.c.id == ticket.id)
+        .values(status="resolved", resolved_at=resolved)
+    )
+    rollups.write(connection, other)
+    assert ticket.resolved_at is None  # the second copy has not seen it
+    ticket.priority = "high"
+    db.session.flush()
+    kept, rebuilt = _kept_and_rebuilt()
+    assert kept == rebuilt
+    key = (DAY1.date(), ticket.team_id or 0, "high", ticket.type)
+    assert kept[key] == (1, 1)  # created and ended, under its new priority
