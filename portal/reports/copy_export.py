@@ -21,7 +21,12 @@ from psycopg import sql
 from sqlalchemy import Column, Select, UnaryExpression, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.sql.elements import (
+    ColumnElement,
+    Label,
+    _label_reference,
+    _textual_label_reference,
+)
 
 from ..database import libpq_url
 from ..extensions import db
@@ -100,9 +105,16 @@ def _sort_key(clause: Any) -> tuple[ColumnElement[Any], list[Any]] | None:
     """An ORDER BY term as (expression, its modifiers from the outside in), or None
     when it is something else (a label reference, text)."""
     modifiers = []
-    while isinstance(clause, UnaryExpression) and clause.modifier in _MODIFIERS:
-        modifiers.append(clause.modifier)
-        clause = clause.element
+    while True:
+        if isinstance(clause, _label_reference):  # order_by(a_label) or a_label.desc()
+            clause = clause.element
+        elif isinstance(clause, UnaryExpression) and clause.modifier in _MODIFIERS:
+            modifiers.append(clause.modifier)
+            clause = clause.element
+        else:
+            break
+    if isinstance(clause, _textual_label_reference):  # order_by("name")
+        return None
     clause = _unlabelled(clause)
     return (clause, modifiers) if isinstance(clause, ColumnElement) else None
 

@@ -117,13 +117,15 @@ def test_cells_made_after_the_sort_keep_every_kind_of_order(committed_app):
 
     with committed_app.test_request_context("/"):
         db.session.execute(db.update(Ticket).where(Ticket.id % 3 == 0).values(resolved_at=None))
+        number = Ticket.id.label("number")
         orders = [
             (Ticket.resolved_at.desc().nulls_last(), Ticket.id.desc()),
             (func.length(Ticket.subject), Ticket.id),
+            (number.desc(),),  # a label of the select list, by reference
             (text("2 DESC"), Ticket.id),
         ]
         for order in orders:
-            listed = select(Ticket.id, Ticket.subject).order_by(*order)
+            listed = select(number, Ticket.subject).order_by(*order)
             made = copy_export.formatted(listed, [same, same])
             assert db.session.execute(made).all() == db.session.execute(listed).all()
             assert ("listed" in str(made)) is not isinstance(order[0], TextClause)
