@@ -5,17 +5,16 @@ Keeping them: a session listener turns each flushed ticket change into additions
 the counts of the (day, team, priority, type) it leaves and the one it joins, and writes
 them, grouped per flush, as upserts that add to the stored counts. The ticket and its
 counts therefore commit or roll back together, whichever code changed the ticket: the
-services, a factory, or a bulk statement through the session (the tickets demo's inserts,
-retention's deletes). Not seen: SQL sent around the session (raw connections, `text()`,
-`psql`, the benchmarks' seeding), and an INSERT … SELECT into tickets (a warning is
-logged): rebuild after those.
+services, a factory, or a bulk statement through the session (the tickets demo's
+inserts, retention's deletes: rollup_statements.py). Not seen: SQL sent around the
+session (raw connections, `text()`, `psql`, the benchmarks' seeding), and an INSERT …
+SELECT into tickets (a warning is logged): rebuild after those.
 
 Counts that fall back to 0/0 keep their row; they add nothing to any sum.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -42,13 +41,12 @@ from sqlalchemy import (
 from sqlalchemy import inspect as inspect_object
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..audits.services import CHAIN_LOCK_KEY
 from ..extensions import db
 from ..tickets.models import Ticket
-from ..timeutil import utcnow
 from .rollup_models import NO_TEAM, TicketDayCount
 
 # The ticket columns a count depends on; a change to any other column changes no count.
@@ -61,7 +59,6 @@ ID_BATCH = 500
 
 Key = tuple[date, int, str, str]
 _PENDING = "portal.rollup_deltas"
-log = logging.getLogger(__name__)
 
 
 # -- what one ticket counts for ---------------------------------------------------------------
@@ -121,7 +118,7 @@ def write(connection: Connection, deltas: Deltas) -> None:
     rows = deltas.rows()
     if not rows:
         return
-    _queue_behind_the_chain(connection)
+    queue_behind_the_chain(connection)
     table = TicketDayCount.__table__
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -203,7 +200,7 @@ def _counted(connection: Connection, where: ColumnElement[bool] | None, sign: in
     return deltas
 
 
-def _counted_ids(connection: Connection, ids: list[int], sign: int) -> Deltas:
+def counted_ids(connection: Connection, ids: list[int], sign: int) -> Deltas:
     deltas = Deltas()
     for start in range(0, len(ids), ID_BATCH):
         chunk = ids[start : start + ID_BATCH]
@@ -231,7 +228,7 @@ def _stored_facts(
     return {row.id: dict(row._mapping) for row in connection.execute(stmt)}
 
 
-def _queue_behind_the_chain(connection: Connection) -> None:
+def queue_behind_the_chain(connection: Connection) -> None:
     """Take the audit chain's lock first. Ticket writes lock the audit chain (record()),
     the ticket's row and a shared count row; without one order for all three, a ticket
     created (row, then chain) and one resolved (chain, then row) can deadlock. Taking the
@@ -255,7 +252,7 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     if not (changed or gone or any(isinstance(t, Ticket) for t in session.new)):
         return
     connection = session.connection()
-    _queue_behind_the_chain(connection)
+    queue_behind_the_chain(connection)
     deltas = Deltas()
     if changed or gone:
         for facts in _stored_facts(connection, [*changed, *gone], lock=True).values():
@@ -279,137 +276,14 @@ def _after_flush(session: Session, _context: Any) -> None:
         write(connection, deltas)
 
 
-# -- keeping them: bulk statements through the session ----------------------------------------
-
-
-def _statement_rows(state: ORMExecuteState) -> list[dict[str, Any]]:
-    """The rows an INSERT or UPDATE was given: executemany parameters, or its VALUES."""
-    params = state.parameters
-    if isinstance(params, list | tuple) and params:
-        return [dict(row) for row in params]
-    stmt: Any = state.statement
-    multi = getattr(stmt, "_multi_values", ())
-    if multi:
-        return [_named(row) for row in multi[0]]
-    values = getattr(stmt, "_values", None)
-    if values:
-        row = _named(values)
-        if isinstance(params, Mapping):
-            row.update(params)
-        return [row]
-    return [dict(params)] if isinstance(params, Mapping) and params else []
-
-
-def _named(values: Mapping[Any, Any]) -> dict[str, Any]:
-    named = {}
-    for key, value in values.items():
-        name = key if isinstance(key, str) else getattr(key, "key", str(key))
-        named[name] = getattr(value, "value", value)  # a bound parameter's value
-    return named
-
-
-def _with_defaults(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row inserted without some tracked column gets the column's default (created_at
-    is taken as now: the insert's own default falls within the same moment)."""
-    columns = Ticket.__table__.c
-    facts = {}
-    for name in TRACKED:
-        if name in row:
-            facts[name] = row[name]
-        elif name == "created_at":
-            facts[name] = utcnow()
-        else:
-            default = columns[name].default
-            facts[name] = getattr(default, "arg", None) if default is not None else None
-    return facts
-
-
-def _plain(facts: Mapping[str, Any]) -> bool:
-    """Values counted in Python: times, ids and text, not SQL expressions."""
-    times = (facts["created_at"], facts["resolved_at"], facts["closed_at"])
-    return (
-        isinstance(times[0], datetime)
-        and all(t is None or isinstance(t, datetime) for t in times[1:])
-        and (facts["team_id"] is None or isinstance(facts["team_id"], int))
-        and isinstance(facts["priority"], str)
-        and isinstance(facts["type"], str)
-    )
-
-
-def _bulk_insert(state: ORMExecuteState) -> Any:
-    rows = _statement_rows(state)
-    result = state.invoke_statement()
-    connection = state.session.connection()
-    if rows and all(row.get("id") is not None for row in rows):
-        # Read back what the database stored: defaults and all.
-        write(connection, _counted_ids(connection, [row["id"] for row in rows], +1))
-        return result
-    deltas, uncounted = Deltas(), not rows  # INSERT … SELECT gives no rows to read
-    for row in rows:
-        facts = _with_defaults(row)
-        if _plain(facts):
-            deltas.add(facts, +1)
-        else:
-            uncounted = True
-    write(connection, deltas)
-    if uncounted:
-        log.warning(
-            "tickets inserted by SQL the daily counts cannot read (no ids, or values that"
-            " are SQL expressions): run `flask reports rebuild-rollups` after it"
-        )
-    return result
-
-
-def _bulk_update(state: ORMExecuteState) -> Any:
-    rows = _statement_rows(state)
-    if rows and not any(name in row for row in rows for name in TRACKED):
-        return None  # no count depends on what it sets
-    connection = state.session.connection()
-    where = getattr(state.statement, "whereclause", None)
-    if rows and where is None and all("id" in row for row in rows):
-        ids = [row["id"] for row in rows]  # an update by primary key, one row each
-    else:
-        ids = _locked_ids(connection, where)
-    write(connection, _counted_ids(connection, ids, -1))
-    result = state.invoke_statement()
-    write(connection, _counted_ids(connection, ids, +1))
-    return result
-
-
-def _bulk_statement(state: ORMExecuteState) -> Any:
-    if not (state.is_insert or state.is_update or state.is_delete):
-        return None
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) != Ticket.__tablename__:
-        return None
-    if state.is_insert:
-        return _bulk_insert(state)
-    if state.is_update:
-        return _bulk_update(state)
-    connection = state.session.connection()
-    # Read before the rows go, in the same transaction: if the delete then fails or is
-    # rolled back (retention checks how many it removed), so is this.
-    ids = _locked_ids(connection, getattr(state.statement, "whereclause", None))
-    write(connection, _counted_ids(connection, ids, -1))
-    return None
-
-
-def _locked_ids(connection: Connection, where: Any) -> list[int]:
-    """The ids of the tickets a bulk statement will touch, their rows locked until the
-    transaction ends (behind the chain's lock: one order for every writer)."""
-    _queue_behind_the_chain(connection)
-    stmt = select(Ticket.__table__.c.id).with_for_update()
-    if where is not None:
-        stmt = stmt.where(where)
-    return list(connection.execute(stmt).scalars())
-
-
 def keep_rollups() -> None:
     """Listen on every ORM session (once per process) for the ticket changes it writes."""
+    from .rollup_statements import bulk_statement
+
     listeners = (
         ("before_flush", _before_flush),
         ("after_flush", _after_flush),
-        ("do_orm_execute", _bulk_statement),
+        ("do_orm_execute", bulk_statement),
     )
     for name, listener in listeners:
         if not event.contains(Session, name, listener):
@@ -439,7 +313,7 @@ def rebuild(actor: Any = None) -> Rebuilt:
         # Ticket changes wait (their upserts queue on the lock) until this commits: the
         # counts read below then hold every change committed before, none twice. The
         # chain's lock comes first, as for every ticket write (record() below needs it).
-        _queue_behind_the_chain(session.connection())
+        queue_behind_the_chain(session.connection())
         session.execute(text("LOCK TABLE ticket_day_counts IN EXCLUSIVE MODE"))
     rows_before = session.scalar(select(func.count()).select_from(table)) or 0
     session.execute(delete(table))
