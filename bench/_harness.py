@@ -134,36 +134,30 @@ def venv_bin(name: str) -> str:
     sys.exit(f"{name} not found next to {sys.executable} nor in .venv/bin")
 
 
-def migrate(env: dict[str, str]) -> float:
+def _flask(env: dict[str, str], *args: str, timeout: int) -> float:
+    """Run `flask --app portal ARGS…` to its end (exit on failure): its seconds."""
     start = time.perf_counter()
     result = subprocess.run(
-        [venv_bin("flask"), "--app", "portal", "db", "upgrade"],
+        [venv_bin("flask"), "--app", "portal", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     if result.returncode:
-        sys.exit(f"flask db upgrade failed:\n{result.stdout}\n{result.stderr}")
+        sys.exit(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return time.perf_counter() - start
+
+
+def migrate(env: dict[str, str]) -> float:
+    return _flask(env, "db", "upgrade", timeout=300)
 
 
 def rebuild_rollups(env: dict[str, str]) -> float:
     """`flask reports rebuild-rollups`: tickets seeded by plain SQL bypass the portal, which
     keeps its daily ticket counts only for the changes it makes itself."""
-    start = time.perf_counter()
-    result = subprocess.run(
-        [venv_bin("flask"), "--app", "portal", "reports", "rebuild-rollups"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode:
-        sys.exit(f"flask reports rebuild-rollups failed:\n{result.stdout}\n{result.stderr}")
-    return time.perf_counter() - start
+    return _flask(env, "reports", "rebuild-rollups", timeout=600)
 
 
 def free_port() -> int:
